@@ -1,0 +1,79 @@
+"""Shared fixtures: real videos from ../shared and videos generated with imageio-ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+def shared_video(name: str) -> Path:
+    path = SHARED_VIDEOS / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared test videos live in ../shared beside the repo")
+    return path
+
+
+@pytest.fixture
+def bedroom() -> Path:
+    return shared_video("bedroom.mp4")
+
+
+@pytest.fixture
+def cups() -> Path:
+    return shared_video("02_cups.mp4")
+
+
+def counting_frames(n: int, height: int = 64, width: int = 96) -> np.ndarray:
+    """Frames that are easy to tell apart after lossy coding: a bright bar at x = 4*i."""
+    frames = np.zeros((n, height, width, 3), dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    background = rng.integers(0, 60, size=(height, width, 3), dtype=np.uint8)
+    for i in range(n):
+        frames[i] = background
+        x = (4 * i) % (width - 4)
+        frames[i, :, x : x + 4] = 255
+        frames[i, : 8 + (i % (height - 8)), :4, 1] = 200
+    return frames
+
+
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    output_params: list[str] | None = None,
+    codec: str | None = None,
+) -> Path:
+    """Encode frames with the ffmpeg that imageio-ffmpeg ships."""
+    height, width = frames.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (width, height), fps=fps, codec=codec, macro_block_size=1,
+        output_params=output_params or [], ffmpeg_log_level="error",
+    )  # fmt: skip
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+def run_ffmpeg(*args: str) -> None:
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
+        check=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def sequential_decode(path: Path) -> np.ndarray:
+    """Every frame of a plain, uninterrupted decode, in order."""
+    reader = imageio_ffmpeg.read_frames(
+        str(path), output_params=["-map", "0:v:0", "-fps_mode", "passthrough"]
+    )
+    meta = next(reader)
+    width, height = meta["size"]
+    return np.stack([np.frombuffer(b, np.uint8).reshape(height, width, 3) for b in reader])
