@@ -1,0 +1,348 @@
+"""A tracking session: one video, one SAM 2 model, the prompts and the masks they give.
+
+No Qt here: the napari widget, the command line and the exports all drive this class.
+
+Correction semantics. Frames whose prompts changed since the last finished propagation
+are *dirty*. A forward propagation starts at the earliest dirty frame (or, with none,
+at the earliest prompted frame), so after a correction on frame k only frames k and
+later change; backward mirrors this from the latest; "both" runs forward and then
+backward from the same start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from .model_input import ModelFrames
+from .prompts import FramePrompt, PromptError, PromptSet
+from .results import ObjectMask, TrackResults
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .predictor import LoadedModel
+
+Direction = Literal["forward", "backward", "both"]
+DIRECTIONS = ("forward", "backward", "both")
+FrameResult = tuple[int, dict[int, ObjectMask]]
+
+
+class SessionBusyError(RuntimeError):
+    """The session is propagating; prompts can change once it finishes or is stopped."""
+
+
+def new_inference_state(
+    predictor: Any, images: ModelFrames, device: Any, offload_state_to_cpu: bool = False
+) -> dict:
+    """The dict SAM2VideoPredictor.init_state makes, but over frames made on demand.
+
+    Keys and meanings follow sam2/sam2_video_predictor.py's init_state; a test compares
+    the two so a change in sam2 shows up.
+    """
+    import torch
+
+    return {
+        "images": images,
+        "num_frames": len(images),
+        "offload_video_to_cpu": True,
+        "offload_state_to_cpu": offload_state_to_cpu,
+        "video_height": images.height,
+        "video_width": images.width,
+        "device": device,
+        "storage_device": torch.device("cpu") if offload_state_to_cpu else device,
+        "point_inputs_per_obj": {},
+        "mask_inputs_per_obj": {},
+        "cached_features": {},
+        "constants": {},
+        "obj_id_to_idx": OrderedDict(),
+        "obj_idx_to_id": OrderedDict(),
+        "obj_ids": [],
+        "output_dict_per_obj": {},
+        "temp_output_dict_per_obj": {},
+        "frames_tracked_per_obj": {},
+    }
+
+
+class TrackingSession:
+    """Prompts in, masks out, for one video and one model.
+
+    Thread-safety: one propagation at a time; :meth:`stop` may be called from any
+    thread and takes effect between two frames. Prompt edits wait for a preview in
+    progress and are refused with :class:`SessionBusyError` during a propagation.
+    """
+
+    def __init__(self, source: Any, model: LoadedModel, offload_state_to_cpu: bool = False):
+        self.model = model
+        self.frames = ModelFrames(source, model.image_size)
+        self.n_frames, self.height, self.width = (
+            self.frames.n_frames, self.frames.height, self.frames.width
+        )  # fmt: skip
+        self.prompts = PromptSet()
+        self.results = TrackResults(self.n_frames, self.height, self.width)
+        self._state = new_inference_state(
+            model.predictor, self.frames, model.device, offload_state_to_cpu
+        )
+        predictor = model.predictor
+        # How far back SAM 2 looks: mask memories and object pointers of recent frames.
+        self.memory_window = max(
+            predictor.num_maskmem * predictor.memory_temporal_stride_for_eval,
+            predictor.max_obj_ptrs_in_encoder,
+        )
+        self._dirty: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._propagating = False
+
+    @classmethod
+    def create(
+        cls,
+        source: Any,
+        model: str | None = None,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        image_size: int | None = None,
+        random_weights: bool = False,
+        progress: Any = None,
+    ) -> TrackingSession:
+        """Build the model (downloading its checkpoint on first use) and start a session."""
+        from .models import DEFAULT_MODEL
+        from .predictor import build_model
+
+        loaded = build_model(
+            model or DEFAULT_MODEL, checkpoint, device, image_size, random_weights, progress
+        )
+        return cls(source, loaded)
+
+    # ----------------------------------------------------------------- prompts
+
+    @property
+    def propagating(self) -> bool:
+        return self._propagating
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(set(self.prompts.object_ids()) | set(self.results.object_ids()))
+
+    def set_prompt(
+        self,
+        frame: int,
+        obj_id: int,
+        points: Sequence | np.ndarray | None = None,
+        labels: Sequence | np.ndarray | None = None,
+        box: Sequence[float] | None = None,
+    ) -> ObjectMask | None:
+        """Set (replace) one object's points and/or box on a frame; returns its new mask.
+
+        Points are ``(x, y)`` pixels; labels 1 (on the object) or 0 (not on it). Giving
+        no points and no box removes the prompt, as :meth:`clear_prompt` does.
+        """
+        prompt = FramePrompt(
+            points=np.zeros((0, 2)) if points is None else points,
+            labels=np.zeros(0) if labels is None else labels,
+            box=None if box is None else tuple(box),
+        )
+        if prompt.empty:
+            self.clear_prompt(frame, obj_id)
+            return None
+        return self._apply(frame, obj_id, prompt)
+
+    def set_mask_prompt(self, frame: int, obj_id: int, mask: np.ndarray) -> ObjectMask:
+        """Give an object's mask on a frame as its prompt (replacing points or a box)."""
+        return self._apply(frame, obj_id, FramePrompt(mask=mask))
+
+    def _apply(self, frame: int, obj_id: int, prompt: FramePrompt) -> ObjectMask:
+        frame, obj_id = int(frame), int(obj_id)
+        prompt.check_fits(frame, self.n_frames, self.height, self.width)
+        predictor = self.model.predictor
+        with self._editing(), self.model.autocast():
+            if prompt.mask is not None:
+                _, obj_ids, masks = predictor.add_new_mask(self._state, frame, obj_id, prompt.mask)
+            else:
+                has_points = len(prompt.points) > 0
+                _, obj_ids, masks = predictor.add_new_points_or_box(
+                    self._state, frame, obj_id,
+                    points=prompt.points if has_points else None,
+                    labels=prompt.labels if has_points else None,
+                    box=prompt.box, clear_old_points=True, normalize_coords=True,
+                )  # fmt: skip
+            self.prompts.set(frame, obj_id, prompt)
+            self._dirty.add(frame)
+            index = list(obj_ids).index(obj_id)
+            mask = (masks[index, 0] > 0).cpu().numpy()
+            entry = ObjectMask.from_mask(mask, self._object_score(frame, obj_id))
+            self.results.set(frame, obj_id, entry)
+        return entry
+
+    def clear_prompt(self, frame: int, obj_id: int) -> None:
+        """Remove an object's prompt on a frame (and the mask that prompt gave there)."""
+        predictor = self.model.predictor
+        with self._editing():
+            if not self.prompts.remove(frame, obj_id):
+                return
+            if obj_id in self._state["obj_id_to_idx"]:
+                if self.prompts.frames(obj_id):
+                    predictor.clear_all_prompts_in_frame(
+                        self._state, frame, obj_id, need_output=False
+                    )
+                else:  # SAM 2 refuses to propagate an object that has no prompt left
+                    predictor.remove_object(self._state, obj_id, need_output=False)
+            self.results.discard(frame, obj_id)
+            self._dirty.add(frame)
+
+    def remove_object(self, obj_id: int) -> list[int]:
+        """Forget an object everywhere; returns the frames whose masks changed."""
+        with self._editing():
+            self.prompts.remove_object(obj_id)
+            self.model.predictor.remove_object(self._state, obj_id, need_output=False)
+            return self.results.remove_object(obj_id)
+
+    @contextlib.contextmanager
+    def _editing(self):
+        with self._lock:
+            if self._propagating:
+                raise SessionBusyError(
+                    "prompts cannot change while propagating; stop it or let it finish."
+                )
+            yield
+
+    def _object_score(self, frame: int, obj_id: int) -> float:
+        """SAM 2's object presence probability for an object on a frame."""
+        import torch
+
+        idx = self._state["obj_id_to_idx"][obj_id]
+        for outputs in (
+            self._state["temp_output_dict_per_obj"][idx],
+            self._state["output_dict_per_obj"][idx],
+        ):
+            for key in ("cond_frame_outputs", "non_cond_frame_outputs"):
+                out = outputs[key].get(frame)
+                if out is not None:
+                    return float(torch.sigmoid(out["object_score_logits"].float()).max())
+        return float("nan")
+
+    # ------------------------------------------------------------- propagation
+
+    def propagate(
+        self, direction: Direction = "forward", start: int | None = None, end: int | None = None
+    ) -> Iterator[FrameResult]:
+        """Track the prompted objects through the video, one frame at a time.
+
+        Yields ``(frame index, {object id: ObjectMask})`` as each frame is done, so a
+        caller can show it and stop between frames (:meth:`stop`, or closing the
+        generator). ``start``/``end`` (inclusive) limit the frames tracked; given
+        explicitly, ``start`` is where a forward pass begins and ``end`` where a
+        backward pass begins. "both" starts from the first dirty (else prompted) frame
+        in the range and goes forward, then backward.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}.")
+        if self._propagating:
+            raise SessionBusyError("a propagation is already running in this session.")
+        low, high = self._frame_range(start, end)
+        prompted = [f for f in self.prompts.frames() if low <= f <= high]
+        if not self.prompts.frames():
+            raise PromptError("there is nothing to propagate: add a prompt first.")
+        dirty = sorted(f for f in self._dirty if low <= f <= high)
+        anchors = dirty or prompted
+        if direction == "forward":
+            first = start if start is not None else (anchors or [low])[0]
+            passes = [(first, high - first, False)]
+        elif direction == "backward":
+            last = end if end is not None else (anchors or [high])[-1]
+            passes = [(last, last - low, True)]
+        else:
+            middle = (anchors or [low])[0]
+            passes = [(middle, high - middle, False), (middle, middle - low, True)]
+        return self._run(passes, low, high)
+
+    def stop(self) -> None:
+        """Ask a running propagation to stop after the frame in progress."""
+        self._stop.set()
+
+    def _frame_range(self, start: int | None, end: int | None) -> tuple[int, int]:
+        low = 0 if start is None else int(start)
+        high = self.n_frames - 1 if end is None else int(end)
+        if not 0 <= low <= high < self.n_frames:
+            raise PromptError(
+                f"frames {low} to {high} are not a range of this video's frames "
+                f"0 to {self.n_frames - 1}."
+            )
+        return low, high
+
+    def _run(self, passes: list[tuple[int, int, bool]], low: int, high: int):
+        with self._lock:
+            if self._propagating:
+                raise SessionBusyError("a propagation is already running in this session.")
+            self._propagating = True
+            self._stop.clear()
+        finished = False
+        try:
+            done: set[int] = set()
+            for anchor, count, reverse in passes:
+                for frame, masks in self._sam2_pass(anchor, count, reverse):
+                    if frame not in done:
+                        done.add(frame)
+                        yield frame, masks
+                    if self._stop.is_set():
+                        return
+            finished = True
+        finally:
+            if finished:
+                self._dirty -= set(range(low, high + 1))
+            self._propagating = False
+
+    def _sam2_pass(self, anchor: int, count: int, reverse: bool) -> Iterator[FrameResult]:
+        predictor = self.model.predictor
+        frames = predictor.propagate_in_video(
+            self._state, start_frame_idx=anchor, max_frame_num_to_track=count, reverse=reverse
+        )
+        try:
+            while not self._stop.is_set():
+                with self.model.autocast():
+                    item = next(frames, None)
+                if item is None:
+                    return
+                frame, obj_ids, masks = item
+                self._forget_old_memory(frame, reverse)
+                yield frame, self._store(frame, obj_ids, masks)
+        finally:
+            frames.close()
+
+    def _store(self, frame: int, obj_ids: list[int], masks: Any) -> dict[int, ObjectMask]:
+        binary = (masks[:, 0] > 0).cpu().numpy()
+        out = {}
+        for index, obj_id in enumerate(obj_ids):
+            entry = ObjectMask.from_mask(binary[index], self._object_score(frame, obj_id))
+            self.results.set(frame, obj_id, entry)
+            out[obj_id] = entry
+        return out
+
+    def _forget_old_memory(self, frame: int, reverse: bool) -> None:
+        """Drop tracked-frame outputs SAM 2 will not look at again in this pass.
+
+        SAM 2 keeps every frame's memory features forever, which grows without bound on
+        long videos; it only reads the last ``memory_window`` frames (prompted frames are
+        kept separately and stay).
+        """
+        for outputs in self._state["output_dict_per_obj"].values():
+            non_cond = outputs["non_cond_frame_outputs"]
+            stale = [
+                t for t in non_cond
+                if (t > frame + self.memory_window if reverse else t < frame - self.memory_window)
+            ]  # fmt: skip
+            for t in stale:
+                del non_cond[t]
+
+    def tracking_state_frames(self) -> dict[str, int]:
+        """How many frames' outputs SAM 2's state holds (to check memory stays bounded)."""
+        outputs = self._state["output_dict_per_obj"].values()
+        return {
+            "conditioning": sum(len(o["cond_frame_outputs"]) for o in outputs),
+            "tracked": sum(len(o["non_cond_frame_outputs"]) for o in outputs),
+        }

@@ -1,0 +1,213 @@
+"""Build SAM 2's video predictor: config, weights, device and numeric precision.
+
+``torch`` and ``sam2`` are imported here only inside functions, so importing the plugin
+(and starting napari with it installed) does not pay for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .models import DEFAULT_MODEL, get_model
+
+if TYPE_CHECKING:
+    import torch
+
+# What sam2.build_sam.build_sam2_video_predictor applies on top of the configs.
+_SAM2_POSTPROCESSING = [
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+]
+
+
+class ModelSetupError(ValueError):
+    """A model that cannot be built as asked; the message is one sentence for the user."""
+
+
+@dataclass
+class LoadedModel:
+    """A SAM 2 video predictor ready to track, with the settings it was built with."""
+
+    predictor: Any  # sam2.sam2_video_predictor.SAM2VideoPredictor
+    name: str
+    device: torch.device
+    image_size: int
+    checkpoint: Path | None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast on CUDA (as SAM 2 is meant to run); full precision elsewhere."""
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; others must be available."""
+    import torch
+
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise ModelSetupError(f"'{device}' is not a device; use auto, cpu, cuda or mps.")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelSetupError(
+                "CUDA was asked for but this PyTorch sees no CUDA GPU; use cpu or auto."
+            )
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ModelSetupError(
+                f"there is no {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)."
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ModelSetupError("MPS was asked for but is not available here; use cpu or auto.")
+    return torch.device(name)
+
+
+def check_image_size(image_size: int | None) -> None:
+    if image_size is not None and (image_size < 64 or image_size % 32):
+        raise ModelSetupError(
+            f"image size {image_size} must be a multiple of 32 of at least 64 (1024 is SAM 2's)."
+        )
+
+
+def import_sam2() -> None:
+    """Import sam2 without leaving Hydra initialised for a host that had not done so.
+
+    ``import sam2`` initialises Hydra's global state when nobody has; a host that
+    initialises Hydra itself afterwards would then fail.
+    """
+    if "sam2.sam2_video_predictor" in sys.modules:
+        return
+    from hydra.core.global_hydra import GlobalHydra
+
+    was_initialised = GlobalHydra.instance().is_initialized()
+    import sam2.sam2_video_predictor as video_predictor
+
+    if not was_initialised:
+        GlobalHydra.instance().clear()
+    # propagate_in_video draws its own tqdm bar on stderr for every call; callers here
+    # show progress their own way (napari's activity dock, the command line's bar).
+    video_predictor.tqdm = _silent_tqdm
+
+
+def _silent_tqdm(iterable, *args, **kwargs):
+    return iterable
+
+
+def _has_sam2_extension() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("sam2._C") is not None
+    except ImportError:
+        return False
+
+
+def compose_sam2_config(config_name: str, overrides: list[str]):
+    """Compose a config packaged with sam2, leaving any host Hydra state as it was."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    import_sam2()
+    backup = get_gh_backup()
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_module("sam2", version_base="1.2"):
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def _match_memory_dtype(predictor: Any) -> None:
+    """Let SAM 2 mix its bfloat16 memories with float32 features without CUDA autocast.
+
+    SAM 2 stores memory features in bfloat16 and counts on CUDA's autocast to mix them
+    with float32 activations. On other devices a memory made only of those features
+    (tracking towards a prompt that lies ahead, before any object pointer exists) fails
+    with a dtype mismatch, so cast the memory to the features' dtype on the way in.
+    """
+
+    def cast_memory(_module, args, kwargs):
+        curr = kwargs.get("curr")
+        reference = curr[0] if isinstance(curr, list | tuple) else curr
+        for key in ("memory", "memory_pos"):
+            value = kwargs.get(key)
+            if value is not None and reference is not None and value.dtype != reference.dtype:
+                kwargs[key] = value.to(reference.dtype)
+        return args, kwargs
+
+    predictor.memory_attention.register_forward_pre_hook(cast_memory, with_kwargs=True)
+
+
+def build_model(
+    model: str = DEFAULT_MODEL,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    image_size: int | None = None,
+    random_weights: bool = False,
+    progress: Any = None,
+) -> LoadedModel:
+    """Build a SAM 2 video predictor.
+
+    ``checkpoint`` is a local weights file (any file fitting the config of ``model``);
+    without one, the model's official checkpoint is taken from the cache, downloading it
+    on first use. ``random_weights`` skips weights altogether (tests and benchmarks).
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from .models import ensure_checkpoint, load_checkpoint_weights
+
+    spec = get_model(model)
+    check_image_size(image_size)
+    torch_device = resolve_device(device)
+    path = None
+    if not random_weights:
+        path = Path(checkpoint) if checkpoint else ensure_checkpoint(spec, progress=progress)
+
+    overrides = [
+        "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+        # SAM 2's default drops a correction click on an already tracked frame from the
+        # conditioning frames, so the next propagation silently overwrites it.
+        "++model.add_all_frames_to_correct_as_cond=true",
+        *_SAM2_POSTPROCESSING,
+    ]
+    if image_size is not None:
+        overrides.append(f"++model.image_size={image_size}")
+    import_sam2()
+    if _has_sam2_extension():
+        # Filling small holes needs sam2's optional CUDA extension; without it sam2
+        # warns on every frame and skips the step anyway.
+        overrides.append("++model.fill_hole_area=8")
+    config = compose_sam2_config(spec.config, overrides)
+    OmegaConf.resolve(config)
+    predictor = instantiate(config.model, _recursive_=True)
+    if path is not None:
+        load_checkpoint_weights(predictor, path, spec.name)
+    predictor = predictor.to(torch_device).eval()
+    if torch_device.type != "cuda":
+        _match_memory_dtype(predictor)
+    if torch_device.type == "cuda":
+        import torch
+
+        # SAM 2's own notebooks enable TF32 on Ampere and newer.
+        if torch.cuda.get_device_properties(torch_device).major >= 8:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+    return LoadedModel(predictor, spec.name, torch_device, predictor.image_size, path)

@@ -1,0 +1,147 @@
+"""Tracking results kept per frame and object as run-length encoded masks.
+
+A dense mask per frame would grow with video length (1080p: 2 MB a frame and object);
+COCO's compressed RLE is a few hundred bytes for a typical object and is what the
+exports write anyway.
+
+Box convention (the same as COCO's): ``(x, y, width, height)`` in pixels, where ``x``
+and ``y`` are the column and row of the mask's top-left pixel and width/height count
+pixels, so a mask covering columns 2, 3 and 4 has ``x = 2`` and ``width = 3``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+Box = tuple[int, int, int, int]
+
+
+def mask_to_box(mask: np.ndarray) -> Box | None:
+    """The COCO ``(x, y, width, height)`` box of a boolean mask; None if it is empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a 2-D boolean mask."""
+    return mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+
+
+def decode_mask(rle: dict) -> np.ndarray:
+    return mask_utils.decode(rle).astype(bool)
+
+
+@dataclass(frozen=True)
+class ObjectMask:
+    """One object on one frame: its mask (as RLE), presence score and box."""
+
+    rle: dict
+    score: float
+    box: Box | None
+    area: int
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, score: float = 1.0) -> ObjectMask:
+        mask = np.asarray(mask, dtype=bool)
+        return cls(encode_mask(mask), float(score), mask_to_box(mask), int(mask.sum()))
+
+    @property
+    def mask(self) -> np.ndarray:
+        return decode_mask(self.rle)
+
+    @property
+    def empty(self) -> bool:
+        return self.area == 0
+
+
+class TrackResults:
+    """Masks of every tracked object on every frame where it was computed.
+
+    A frame an object was never tracked on has no entry; a frame where it was tracked
+    and is absent has an empty :class:`ObjectMask`. Safe to read while a worker writes.
+    """
+
+    def __init__(self, n_frames: int, height: int, width: int):
+        self.n_frames, self.height, self.width = n_frames, height, width
+        self._frames: dict[int, dict[int, ObjectMask]] = {}
+        self._lock = threading.Lock()
+
+    def set(self, frame: int, obj_id: int, mask: np.ndarray | ObjectMask, score: float = 1.0):
+        entry = mask if isinstance(mask, ObjectMask) else ObjectMask.from_mask(mask, score)
+        size = tuple(entry.rle["size"])
+        if size != (self.height, self.width):
+            raise ValueError(
+                f"a {size[1]}x{size[0]} mask does not fit {self.width}x{self.height} frames."
+            )
+        if not 0 <= frame < self.n_frames:
+            raise IndexError(f"frame {frame} is out of range: the video has {self.n_frames}.")
+        with self._lock:
+            self._frames.setdefault(int(frame), {})[int(obj_id)] = entry
+
+    def get(self, frame: int, obj_id: int) -> ObjectMask | None:
+        with self._lock:
+            return self._frames.get(frame, {}).get(obj_id)
+
+    def frame(self, frame: int) -> dict[int, ObjectMask]:
+        """All objects on a frame, by object id (a copy)."""
+        with self._lock:
+            return dict(self._frames.get(frame, {}))
+
+    def frames(self) -> list[int]:
+        with self._lock:
+            return sorted(f for f, objects in self._frames.items() if objects)
+
+    def frames_of(self, obj_id: int) -> list[int]:
+        with self._lock:
+            return sorted(f for f, objects in self._frames.items() if obj_id in objects)
+
+    def object_ids(self) -> list[int]:
+        with self._lock:
+            return sorted({o for objects in self._frames.values() for o in objects})
+
+    def discard(self, frame: int, obj_id: int) -> bool:
+        with self._lock:
+            return self._frames.get(frame, {}).pop(obj_id, None) is not None
+
+    def remove_object(self, obj_id: int) -> list[int]:
+        """Forget an object everywhere; returns the frames it was on."""
+        with self._lock:
+            touched = [f for f, objects in self._frames.items() if objects.pop(obj_id, None)]
+        return sorted(touched)
+
+    def clear(self, frames: Iterable[int] | None = None) -> None:
+        with self._lock:
+            if frames is None:
+                self._frames.clear()
+            for frame in frames or ():
+                self._frames.pop(frame, None)
+
+    def labels(self, frame: int, dtype=np.uint32) -> np.ndarray:
+        """A label image of the frame: pixel = object id, 0 = none.
+
+        Where objects overlap, the one with the higher score is shown (ties: higher id).
+        """
+        out = np.zeros((self.height, self.width), dtype=dtype)
+        objects = sorted(self.frame(frame).items(), key=lambda item: (item[1].score, item[0]))
+        for obj_id, entry in objects:
+            if not entry.empty:
+                out[entry.mask] = obj_id
+        return out
+
+    def boxes(self, frame: int) -> dict[int, Box]:
+        return {o: e.box for o, e in self.frame(frame).items() if e.box is not None}
+
+    def __iter__(self) -> Iterator[tuple[int, dict[int, ObjectMask]]]:
+        for frame in self.frames():
+            yield frame, self.frame(frame)
+
+    def __len__(self) -> int:
+        return len(self.frames())

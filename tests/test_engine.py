@@ -1,0 +1,283 @@
+"""The tracking engine on the real SAM 2 architecture with random weights.
+
+Random weights make meaningless masks, so these tests pin down what they cannot fake:
+which prompts reach SAM 2's state, which frames each propagation produces and in what
+order, stopping, correction semantics, object bookkeeping and memory bounds.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam2_track.engine import SessionBusyError, TrackingSession, new_inference_state
+from napari_sam2_track.model_input import ModelFrames
+from napari_sam2_track.predictor import build_model
+from napari_sam2_track.prompts import PromptError
+from napari_sam2_track.synthetic import make_synthetic_video
+
+IMAGE_SIZE = 128
+N_FRAMES = 10
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(image_size=IMAGE_SIZE, random_weights=True, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def video():
+    return make_synthetic_video(n_frames=N_FRAMES, height=120, width=160, n_objects=2)
+
+
+@pytest.fixture
+def session(model, video):
+    return TrackingSession(video.frames, model)
+
+
+def _obj_idx(session, obj_id):
+    return session._state["obj_id_to_idx"][obj_id]
+
+
+def _rles(session, frames, obj_id=1):
+    return {f: session.results.get(f, obj_id).rle["counts"] for f in frames}
+
+
+def test_points_reach_sam2_state_in_xy_order_on_their_frame(session):
+    session.set_prompt(3, 1, points=[(150.0, 20.0), (10.0, 110.0)], labels=[1, 0])
+    inputs = session._state["point_inputs_per_obj"][_obj_idx(session, 1)]
+    assert list(inputs) == [3]
+    scale = torch.tensor([IMAGE_SIZE / 160, IMAGE_SIZE / 120])
+    expected = torch.tensor([[150.0, 20.0], [10.0, 110.0]]) * scale
+    torch.testing.assert_close(inputs[3]["point_coords"][0], expected)
+    assert inputs[3]["point_labels"][0].tolist() == [1, 0]
+
+
+def test_replacing_a_frames_points_replaces_them_in_sam2(session):
+    session.set_prompt(2, 1, points=[(10, 10), (20, 20)], labels=[1, 1])
+    session.set_prompt(2, 1, points=[(30, 40)], labels=[0])
+    inputs = session._state["point_inputs_per_obj"][_obj_idx(session, 1)][2]
+    assert inputs["point_labels"][0].tolist() == [0]
+    assert session.prompts.get(2, 1).points.tolist() == [[30, 40]]
+
+
+def test_box_prompt_goes_first_as_sam2_corner_labels(session):
+    session.set_prompt(1, 4, box=(20, 30, 60, 90), points=[(40, 50)], labels=[1])
+    inputs = session._state["point_inputs_per_obj"][_obj_idx(session, 4)][1]
+    assert inputs["point_labels"][0].tolist() == [2, 3, 1]
+    corners = inputs["point_coords"][0][:2] / torch.tensor([IMAGE_SIZE / 160, IMAGE_SIZE / 120])
+    torch.testing.assert_close(corners, torch.tensor([[20.0, 30.0], [60.0, 90.0]]))
+
+
+def test_mask_prompt_replaces_points_on_that_frame(session, video):
+    session.set_prompt(5, 1, points=[(10, 10)], labels=[1])
+    session.set_mask_prompt(5, 1, video.labels[5] == 1)
+    idx = _obj_idx(session, 1)
+    assert 5 in session._state["mask_inputs_per_obj"][idx]
+    assert 5 not in session._state["point_inputs_per_obj"][idx]
+    assert session.prompts.get(5, 1).mask is not None
+
+
+def test_preview_runs_sam2_on_the_prompted_frame_only(session):
+    preview = session.set_prompt(4, 1, points=[(80, 60)], labels=[1])
+    assert session.results.frames() == [4]
+    assert session.results.get(4, 1) is preview
+    assert session.frames.frames_made == 1
+    assert preview.rle["size"] == [120, 160]
+    assert 0.0 <= preview.score <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("direction", "start", "end", "expected"),
+    [
+        ("forward", None, None, [3, 4, 5, 6, 7, 8, 9]),
+        ("backward", None, None, [3, 2, 1, 0]),
+        ("both", None, None, [3, 4, 5, 6, 7, 8, 9, 2, 1, 0]),
+        ("forward", None, 6, [3, 4, 5, 6]),
+        ("backward", 1, None, [3, 2, 1]),
+        ("forward", 5, 7, [5, 6, 7]),
+        ("both", 2, 5, [3, 4, 5, 2]),
+    ],
+)
+def test_each_direction_and_range_produces_its_frames_in_order(
+    session, direction, start, end, expected
+):
+    session.set_prompt(3, 1, points=[(80, 60)], labels=[1])
+    produced = [frame for frame, _ in session.propagate(direction, start, end)]
+    assert produced == expected
+    assert session.results.frames() == sorted(set(expected) | {3})
+
+
+def test_every_prompted_object_comes_back_on_every_frame(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    session.set_prompt(0, 7, points=[(120, 90)], labels=[1])
+    for _, masks in session.propagate():
+        assert sorted(masks) == [1, 7]
+        for entry in masks.values():
+            assert entry.rle["size"] == [120, 160]
+            if entry.box is not None:
+                x, y, w, h = entry.box
+                assert x >= 0 and y >= 0 and x + w <= 160 and y + h <= 120
+    assert session.results.object_ids() == [1, 7]
+
+
+def test_stop_from_another_thread_ends_between_frames_and_session_goes_on(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    produced = []
+    for frame, _ in session.propagate():
+        produced.append(frame)
+        if frame == 2:
+            stopper = threading.Thread(target=session.stop)
+            stopper.start()
+            stopper.join()
+    assert produced == [0, 1, 2]
+    assert not session.propagating
+    assert session.results.frames() == [0, 1, 2]
+    # The stopped run left its start dirty, so the next one redoes it completely.
+    assert [f for f, _ in session.propagate()] == list(range(N_FRAMES))
+
+
+def test_closing_the_generator_releases_the_session(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    run = session.propagate()
+    next(run)
+    run.close()
+    assert not session.propagating
+    session.set_prompt(1, 1, points=[(50, 40)], labels=[1])
+
+
+def test_prompts_cannot_change_during_a_propagation(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    run = session.propagate()
+    next(run)
+    with pytest.raises(SessionBusyError, match="while propagating"):
+        session.set_prompt(2, 1, points=[(40, 40)], labels=[1])
+    with pytest.raises(SessionBusyError, match="already running"):
+        session.propagate()
+    run.close()
+
+
+def test_forward_correction_leaves_earlier_frames_byte_identical(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate())
+    before = _rles(session, range(6))
+    session.set_prompt(6, 1, points=[(100, 80), (30, 30)], labels=[1, 0])
+    state = session._state["output_dict_per_obj"][_obj_idx(session, 1)]
+    assert [f for f, _ in session.propagate()] == [6, 7, 8, 9]
+    assert _rles(session, range(6)) == before
+    # The correction stays a conditioning frame, so later runs keep it.
+    assert 6 in state["cond_frame_outputs"]
+
+
+def test_backward_correction_leaves_later_frames_byte_identical(session):
+    session.set_prompt(9, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate("backward"))
+    after = _rles(session, range(5, 10))
+    session.set_prompt(4, 1, points=[(100, 80)], labels=[1])
+    assert [f for f, _ in session.propagate("backward")] == [4, 3, 2, 1, 0]
+    assert _rles(session, range(5, 10)) == after
+
+
+def test_object_added_mid_video_tracks_from_its_first_prompt(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate())
+    first_frames = _rles(session, range(5))
+    session.set_prompt(5, 2, points=[(120, 90)], labels=[1])
+    produced = {frame: sorted(masks) for frame, masks in session.propagate()}
+    assert produced == {f: [1, 2] for f in range(5, N_FRAMES)}
+    assert session.results.frames_of(2) == list(range(5, N_FRAMES))
+    assert _rles(session, range(5)) == first_frames
+
+
+def test_removing_an_object_removes_it_everywhere(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    session.set_prompt(0, 2, points=[(120, 90)], labels=[1])
+    list(session.propagate())
+    assert session.remove_object(2) == list(range(N_FRAMES))
+    assert session.results.object_ids() == [1]
+    assert session._state["obj_ids"] == [1]
+    assert session.prompts.object_ids() == [1]
+    assert all(sorted(m) == [1] for _, m in session.propagate("forward", start=0, end=3))
+
+
+def test_clearing_prompts_downgrades_then_drops_the_object_in_sam2(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    session.set_prompt(4, 1, points=[(60, 40)], labels=[1])
+    session.clear_prompt(4, 1)
+    assert session.prompts.frames(1) == [0]
+    assert list(session._state["point_inputs_per_obj"][_obj_idx(session, 1)]) == [0]
+    assert session.results.get(4, 1) is None
+    session.set_prompt(0, 1)  # no points and no box: the same as clearing
+    assert 1 not in session._state["obj_id_to_idx"]
+    with pytest.raises(PromptError, match="add a prompt first"):
+        session.propagate()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"frame": 0, "points": [(160, 10)], "labels": [1]}, "outside the 160x120 image"),
+        ({"frame": 0, "points": [(10, -1)], "labels": [1]}, "outside the 160x120 image"),
+        ({"frame": 10, "points": [(10, 10)], "labels": [1]}, "frames 0 to 9"),
+        ({"frame": 0, "points": [(10, 10)], "labels": [2]}, "must be 1"),
+        ({"frame": 0, "points": [(10, 10)], "labels": [1, 0]}, "1 points were given with 2"),
+    ],
+)
+def test_bad_prompts_give_one_sentence_and_change_nothing(session, kwargs, message):
+    frame = kwargs.pop("frame")
+    with pytest.raises(PromptError, match=message):
+        session.set_prompt(frame, 1, **kwargs)
+    assert len(session.prompts) == 0
+    assert session._state["obj_ids"] == []
+
+
+def test_tracking_state_stays_bounded_on_a_longer_video(model):
+    video = make_synthetic_video(n_frames=40, height=64, width=80, n_objects=1)
+    session = TrackingSession(video.frames, model)
+    session.set_prompt(0, 1, points=[(30, 30)], labels=[1])
+    peak = 0
+    for _ in session.propagate():
+        peak = max(peak, session.tracking_state_frames()["tracked"])
+    assert peak <= session.memory_window + 1
+    assert session.tracking_state_frames()["conditioning"] == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_greyscale_high_bit_depth_sources_track(model, dtype):
+    rng = np.random.default_rng(0)
+    frames = (rng.random((4, 48, 64)) * 4000).astype(dtype)
+    session = TrackingSession(frames, model)
+    session.set_prompt(0, 1, points=[(30, 20)], labels=[1])
+    assert [f for f, _ in session.propagate()] == [0, 1, 2, 3]
+    image = session.frames[0]
+    assert image.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+    torch.testing.assert_close(image[0] * 0.229 + 0.485, image[2] * 0.225 + 0.406)
+
+
+def test_inference_state_has_the_keys_sam2s_own_init_state_makes(model, tmp_path):
+    import imageio.v3 as iio
+
+    for i in range(2):
+        iio.imwrite(tmp_path / f"{i}.jpg", np.full((32, 48, 3), 128, np.uint8))
+    theirs = model.predictor.init_state(str(tmp_path))
+    ours = new_inference_state(
+        model.predictor, ModelFrames(np.zeros((2, 32, 48, 3), np.uint8), IMAGE_SIZE), model.device
+    )
+    assert set(ours) == set(theirs)
+    assert ours["images"][0].shape == theirs["images"][0].shape
+
+
+def test_first_frames_of_a_real_video_track_lazily(model, bedroom):
+    from napari_sam2_track.video import VideoFrames
+
+    frames = VideoFrames(bedroom)
+    session = TrackingSession(frames, model)
+    session.set_prompt(0, 1, points=[(480, 270), (100, 100)], labels=[1, 0])
+    produced = [f for f, _ in session.propagate("forward", end=11)]
+    assert produced == list(range(12))
+    assert session.frames.frames_made == 12
+    assert session.results.get(11, 1).rle["size"] == [540, 960]

@@ -1,0 +1,91 @@
+"""Results storage and prompt bookkeeping: pure functions, no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2_track.prompts import FramePrompt, PromptError, PromptSet, prompts_from_points
+from napari_sam2_track.results import ObjectMask, TrackResults, mask_to_box
+
+
+def test_box_follows_cocos_convention():
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True  # rows 1-2, columns 2, 3, 4
+    assert mask_to_box(mask) == (2, 1, 3, 2)
+    assert mask_to_box(np.zeros((4, 4), bool)) is None
+    single = np.zeros((4, 4), bool)
+    single[3, 0] = True
+    assert mask_to_box(single) == (0, 3, 1, 1)
+
+
+def test_box_matches_pycocotools_toBbox():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        mask = np.zeros((30, 40), bool)
+        y, x = rng.integers(0, 25), rng.integers(0, 35)
+        mask[y : y + rng.integers(1, 5), x : x + rng.integers(1, 5)] = True
+        entry = ObjectMask.from_mask(mask)
+        assert list(mask_utils.toBbox(entry.rle)) == list(entry.box)
+        assert entry.area == mask_utils.area(entry.rle) == mask.sum()
+
+
+def test_masks_round_trip_through_rle_and_stay_small():
+    mask = np.zeros((1080, 1920), bool)
+    mask[200:600, 300:900] = True
+    entry = ObjectMask.from_mask(mask, score=0.9)
+    np.testing.assert_array_equal(entry.mask, mask)
+    assert len(entry.rle["counts"]) < 3000  # vs 2 MB dense
+    assert ObjectMask.from_mask(np.zeros((4, 4), bool)).empty
+
+
+def test_results_bookkeeping():
+    results = TrackResults(n_frames=5, height=4, width=6)
+    full = np.ones((4, 6), bool)
+    left = np.zeros((4, 6), bool)
+    left[:, :2] = True
+    results.set(0, 1, full, score=0.2)
+    results.set(0, 2, left, score=0.9)
+    results.set(3, 2, left)
+    assert results.frames() == [0, 3]
+    assert results.frames_of(1) == [0]
+    assert results.object_ids() == [1, 2]
+    labels = results.labels(0)
+    assert labels[0, 0] == 2 and labels[0, 5] == 1  # the surer object is on top
+    assert results.boxes(0) == {1: (0, 0, 6, 4), 2: (0, 0, 2, 4)}
+    assert results.remove_object(2) == [0, 3]
+    assert results.frames() == [0]
+    assert results.discard(0, 1) and not results.discard(0, 1)
+    with pytest.raises(ValueError, match="does not fit 6x4 frames"):
+        results.set(1, 1, np.ones((5, 5), bool))
+    with pytest.raises(IndexError, match="out of range"):
+        results.set(5, 1, full)
+
+
+def test_napari_points_become_xy_prompts_per_frame_and_object():
+    data = np.array([[0, 10, 20], [0, 11, 21], [3, 5, 6], [0, 1, 2]])
+    prompts = prompts_from_points(data, labels=[1, 0, 1, 1], obj_ids=[1, 1, 1, 2])
+    assert sorted(prompts) == [(0, 1), (0, 2), (3, 1)]
+    np.testing.assert_array_equal(prompts[(0, 1)].points, [[20, 10], [21, 11]])
+    np.testing.assert_array_equal(prompts[(0, 1)].labels, [1, 0])
+    np.testing.assert_array_equal(prompts[(3, 1)].points, [[6, 5]])
+    with pytest.raises(PromptError, match="needs a label and an object id"):
+        prompts_from_points(data, labels=[1], obj_ids=[1, 1, 1, 2])
+
+
+def test_prompt_set_and_frame_prompt_rules():
+    prompts = PromptSet()
+    prompts.set(2, 1, FramePrompt(points=[(1, 2)], labels=[1]))
+    prompts.set(5, 1, FramePrompt(box=(9, 9, 1, 1)))
+    prompts.set(5, 3, FramePrompt(points=[(1, 2)], labels=[0]))
+    assert prompts.get(5, 1).box == (1, 1, 9, 9)  # corners sorted
+    assert prompts.frames() == [2, 5] and prompts.frames(3) == [5]
+    assert prompts.remove_object(1) == [2, 5]
+    prompts.set(5, 3, FramePrompt())
+    assert len(prompts) == 0
+    with pytest.raises(PromptError, match="either points and a box, or a mask"):
+        FramePrompt(points=[(1, 1)], labels=[1], mask=np.ones((2, 2)))
+    with pytest.raises(PromptError, match="mask for frame 0 is 2x2 but the video is 4x3"):
+        FramePrompt(mask=np.ones((2, 2))).check_fits(0, 1, 3, 4)
