@@ -77,3 +77,17 @@ def sequential_decode(path: Path) -> np.ndarray:
     meta = next(reader)
     width, height = meta["size"]
     return np.stack([np.frombuffer(b, np.uint8).reshape(height, width, 3) for b in reader])
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """A SAM 2.1 tiny checkpoint file with random weights, in SAM 2's own format."""
+    import torch
+
+    from napari_sam2_track.predictor import build_model
+
+    torch.manual_seed(0)
+    model = build_model(image_size=128, random_weights=True, device="cpu")
+    path = tmp_path_factory.mktemp("checkpoints") / "random_tiny.pt"
+    torch.save({"model": model.predictor.state_dict()}, path)
+    return path

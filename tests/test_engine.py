@@ -281,3 +281,29 @@ def test_first_frames_of_a_real_video_track_lazily(model, bedroom):
     assert produced == list(range(12))
     assert session.frames.frames_made == 12
     assert session.results.get(11, 1).rle["size"] == [540, 960]
+
+
+@pytest.mark.parametrize(
+    ("direction", "start", "end", "total"),
+    [("forward", None, None, 7), ("backward", None, None, 4), ("both", None, None, 10),
+     ("both", 2, 5, 4)],
+)  # fmt: skip
+def test_a_propagation_knows_how_many_frames_it_will_yield(session, direction, start, end, total):
+    session.set_prompt(3, 1, points=[(80, 60)], labels=[1])
+    run = session.propagate(direction, start, end)
+    assert run.total == total == sum(1 for _ in run)
+
+
+def test_restored_session_keeps_stored_masks_and_continues_from_new_prompts(model, video):
+    first = TrackingSession(video.frames, model)
+    first.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(first.propagate())
+    stored = {f: first.results.get(f, 1).rle["counts"] for f in range(N_FRAMES)}
+
+    again = TrackingSession(video.frames, model)
+    again.restore(first.prompts, first.results)
+    assert again.pending_frames == []
+    assert list(again._state["point_inputs_per_obj"][_obj_idx(again, 1)]) == [0]
+    assert {f: again.results.get(f, 1).rle["counts"] for f in range(N_FRAMES)} == stored
+    again.set_prompt(7, 1, points=[(90, 50)], labels=[1])
+    assert [f for f, _ in again.propagate()] == [7, 8, 9]

@@ -33,6 +33,27 @@ DIRECTIONS = ("forward", "backward", "both")
 FrameResult = tuple[int, dict[int, ObjectMask]]
 
 
+def _pass_frames(anchor: int, count: int, reverse: bool) -> range:
+    """The frames SAM 2's propagate_in_video visits (it skips reverse passes from 0)."""
+    if reverse:
+        return range(anchor, anchor - count - 1, -1) if anchor > 0 else range(0)
+    return range(anchor, anchor + count + 1)
+
+
+class Propagation(Iterator[FrameResult]):
+    """The frames of one propagation as they are computed; ``total`` is how many."""
+
+    def __init__(self, frames: Iterator[FrameResult], total: int):
+        self._frames = frames
+        self.total = total
+
+    def __next__(self) -> FrameResult:
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._frames.close()
+
+
 class SessionBusyError(RuntimeError):
     """The session is propagating; prompts can change once it finishes or is stopped."""
 
@@ -226,19 +247,45 @@ class TrackingSession:
                     return float(torch.sigmoid(out["object_score_logits"].float()).max())
         return float("nan")
 
+    def restore(
+        self, prompts: PromptSet, results: TrackResults, pending: Sequence[int] = ()
+    ) -> None:
+        """Continue a saved session: replay its prompts into SAM 2, keep its masks.
+
+        SAM 2's memory is rebuilt from the prompted frames; the stored masks are taken
+        as they are (not recomputed). ``pending`` are frames whose prompts had changed
+        without a finished propagation since (see :attr:`pending_frames`).
+        """
+        if (results.n_frames, results.height, results.width) != (
+            self.n_frames,
+            self.height,
+            self.width,
+        ):
+            raise PromptError("the stored masks do not fit this video.")
+        for (frame, obj_id), prompt in prompts.items():
+            self._apply(frame, obj_id, prompt)
+        self.results = results
+        self._dirty = set(pending)
+
     # ------------------------------------------------------------- propagation
+
+    @property
+    def pending_frames(self) -> list[int]:
+        """Frames whose prompts changed since the last finished propagation."""
+        return sorted(self._dirty)
 
     def propagate(
         self, direction: Direction = "forward", start: int | None = None, end: int | None = None
-    ) -> Iterator[FrameResult]:
+    ) -> Propagation:
         """Track the prompted objects through the video, one frame at a time.
 
         Yields ``(frame index, {object id: ObjectMask})`` as each frame is done, so a
         caller can show it and stop between frames (:meth:`stop`, or closing the
-        generator). ``start``/``end`` (inclusive) limit the frames tracked; given
-        explicitly, ``start`` is where a forward pass begins and ``end`` where a
-        backward pass begins. "both" starts from the first dirty (else prompted) frame
-        in the range and goes forward, then backward.
+        iterator); its ``total`` says how many frames a full run yields.
+        ``start``/``end`` (inclusive) limit the frames tracked; given explicitly,
+        ``start`` is where a forward pass begins and ``end`` where a backward pass
+        begins. "both" starts from the first dirty (else prompted) frame in the range
+        and goes forward, then backward.
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}.")
@@ -259,7 +306,8 @@ class TrackingSession:
         else:
             middle = (anchors or [low])[0]
             passes = [(middle, high - middle, False), (middle, middle - low, True)]
-        return self._run(passes, low, high)
+        total = len(set().union(*(_pass_frames(*p) for p in passes)))
+        return Propagation(self._run(passes, low, high), total)
 
     def stop(self) -> None:
         """Ask a running propagation to stop after the frame in progress."""

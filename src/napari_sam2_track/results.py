@@ -11,8 +11,9 @@ pixels, so a mask covering columns 2, 3 and 4 has ``x = 2`` and ``width = 3``.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,12 +68,43 @@ class TrackResults:
 
     A frame an object was never tracked on has no entry; a frame where it was tracked
     and is absent has an empty :class:`ObjectMask`. Safe to read while a worker writes.
+
+    Results loaded from disk arrive as lazy chunks: a chunk is read the first time one
+    of its frames is asked for; questions about all frames read them all.
     """
 
     def __init__(self, n_frames: int, height: int, width: int):
         self.n_frames, self.height, self.width = n_frames, height, width
         self._frames: dict[int, dict[int, ObjectMask]] = {}
         self._lock = threading.Lock()
+        self._chunk_of_frame: dict[int, int] = {}
+        self._chunks: dict[int, tuple[range, Callable[[], dict]]] = {}
+        self._chunk_ids = itertools.count()
+
+    def add_lazy_chunk(
+        self, frames: range, load: Callable[[], dict[int, dict[int, ObjectMask]]]
+    ) -> None:
+        """Register results of ``frames`` that ``load()`` will produce when first needed."""
+        with self._lock:
+            chunk = next(self._chunk_ids)
+            self._chunks[chunk] = (frames, load)
+            for frame in frames:
+                self._chunk_of_frame[frame] = chunk
+
+    def _ensure(self, frame: int) -> None:
+        """Load the chunk holding ``frame`` if it is still on disk (lock held)."""
+        chunk = self._chunk_of_frame.get(frame)
+        if chunk is None:
+            return
+        frames, load = self._chunks.pop(chunk)
+        for f in frames:
+            self._chunk_of_frame.pop(f, None)
+        for f, objects in load().items():
+            self._frames.setdefault(f, {}).update(objects)
+
+    def _ensure_all(self) -> None:
+        while self._chunk_of_frame:
+            self._ensure(next(iter(self._chunk_of_frame)))
 
     def set(self, frame: int, obj_id: int, mask: np.ndarray | ObjectMask, score: float = 1.0):
         entry = mask if isinstance(mask, ObjectMask) else ObjectMask.from_mask(mask, score)
@@ -84,45 +116,62 @@ class TrackResults:
         if not 0 <= frame < self.n_frames:
             raise IndexError(f"frame {frame} is out of range: the video has {self.n_frames}.")
         with self._lock:
+            self._ensure(frame)
             self._frames.setdefault(int(frame), {})[int(obj_id)] = entry
 
     def get(self, frame: int, obj_id: int) -> ObjectMask | None:
         with self._lock:
+            self._ensure(frame)
             return self._frames.get(frame, {}).get(obj_id)
 
     def frame(self, frame: int) -> dict[int, ObjectMask]:
         """All objects on a frame, by object id (a copy)."""
         with self._lock:
+            self._ensure(frame)
             return dict(self._frames.get(frame, {}))
 
     def frames(self) -> list[int]:
         with self._lock:
+            self._ensure_all()
             return sorted(f for f, objects in self._frames.items() if objects)
 
     def frames_of(self, obj_id: int) -> list[int]:
         with self._lock:
+            self._ensure_all()
             return sorted(f for f, objects in self._frames.items() if obj_id in objects)
 
     def object_ids(self) -> list[int]:
         with self._lock:
+            self._ensure_all()
             return sorted({o for objects in self._frames.values() for o in objects})
 
     def discard(self, frame: int, obj_id: int) -> bool:
         with self._lock:
+            self._ensure(frame)
             return self._frames.get(frame, {}).pop(obj_id, None) is not None
 
     def remove_object(self, obj_id: int) -> list[int]:
         """Forget an object everywhere; returns the frames it was on."""
         with self._lock:
+            self._ensure_all()
             touched = [f for f, objects in self._frames.items() if objects.pop(obj_id, None)]
         return sorted(touched)
 
     def clear(self, frames: Iterable[int] | None = None) -> None:
         with self._lock:
             if frames is None:
+                self._chunk_of_frame.clear()
+                self._chunks.clear()
                 self._frames.clear()
             for frame in frames or ():
+                self._ensure(frame)
                 self._frames.pop(frame, None)
+
+    @property
+    def loaded_frames(self) -> int:
+        """How many frames are in memory (the rest wait on disk)."""
+        with self._lock:
+            return len(self._frames)
 
     def labels(self, frame: int, dtype=np.uint32) -> np.ndarray:
         """A label image of the frame: pixel = object id, 0 = none.

@@ -1,0 +1,186 @@
+"""``napari-sam2-track``: the tracking engine from a shell, for batch work.
+
+Every failure a user can cause ends with one sentence on stderr and exit status 1
+(2 for a malformed command line, 130 when interrupted after saving what was done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import CACHE_ENV, DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(
+        prog="napari-sam2-track",
+        description="Track objects through videos with SAM 2, without the GUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    track = commands.add_parser(
+        "track",
+        help="track the objects prompted in a CSV through a video",
+        description="Track objects through VIDEO from the points in PROMPTS, writing a "
+        "session folder. Run again on the same folder with more prompts to continue it.",
+    )
+    track.add_argument("video", type=Path, help="a video file or a folder of numbered frames")
+    track.add_argument(
+        "--prompts", type=Path, required=True, metavar="CSV",
+        help="points as frame,obj_id,x,y,label (label 1 = on the object, 0 = not on it), "
+        "or a CSV napari wrote for a Points layer with label and obj_id features",
+    )  # fmt: skip
+    track.add_argument(
+        "--out", type=Path, required=True, metavar="SESSION_DIR",
+        help="the session folder to write (an existing one is continued)",
+    )  # fmt: skip
+    track.add_argument(
+        "--model", help=f"model name (default {DEFAULT_MODEL}, or the one the session used); "
+        "see 'napari-sam2-track models'",
+    )  # fmt: skip
+    track.add_argument(
+        "--checkpoint", type=Path, metavar="PATH",
+        help="a local weights file for --model's config, instead of the cached download",
+    )  # fmt: skip
+    track.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
+    )
+    track.add_argument(
+        "--image-size", type=int, metavar="N",
+        help="SAM 2's input size, a multiple of 32 (default 1024; smaller is faster and coarser)",
+    )  # fmt: skip
+    track.add_argument(
+        "--direction", choices=("forward", "backward", "both"), default="forward",
+        help="forward from the first new prompt, backward from the last, or both",
+    )  # fmt: skip
+    track.add_argument("--start", type=int, metavar="N", help="first frame to track (0-based)")
+    track.add_argument("--end", type=int, metavar="N", help="last frame to track (inclusive)")
+
+    commands.add_parser(
+        "models", help="list the models, their sizes and whether each is downloaded",
+        description=f"Checkpoints are cached in a per-user folder; set {CACHE_ENV} to move it.",
+    )  # fmt: skip
+    download = commands.add_parser("download", help="download a model's checkpoint now")
+    download.add_argument("model", help="a name from 'napari-sam2-track models'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"track": run_track, "models": run_models, "download": run_download}
+    try:
+        return handlers[args.command](args)
+    except ValueError as exc:  # every user-facing error type here is a ValueError
+        print(f"napari-sam2-track: {_sentence(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except RuntimeError as exc:  # a failure inside torch or SAM 2, e.g. out of memory
+        print(f"napari-sam2-track: tracking failed ({_sentence(exc)})", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("napari-sam2-track: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:1].upper() + text[1:]
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from .engine import TrackingSession
+    from .prompt_csv import read_prompts_csv
+    from .store import Annotation, is_session_folder, load_session, save_session
+    from .video import open_video
+    from .video_ref import VideoRef
+
+    frames = open_video(args.video)
+    video = VideoRef.from_source(frames)
+    prompts = read_prompts_csv(args.prompts)
+    for (frame, _), prompt in prompts.items():
+        prompt.check_fits(frame, video.n_frames, video.height, video.width)
+    stored = load_session(args.out, video) if is_session_folder(args.out) else None
+    for warning in stored.warnings if stored else ():
+        print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
+    settings = dict(stored.model) if stored else {}
+    model = args.model or settings.get("name")
+    image_size = args.image_size or settings.get("image_size")
+
+    session = TrackingSession.create(
+        frames, model, args.checkpoint, args.device, image_size, progress=True
+    )
+    if stored:
+        session.restore(stored.prompts, stored.results, stored.pending_frames)
+    changed = {k: p for k, p in prompts.items() if not stored or stored.prompts.get(*k) != p}
+    for (frame, obj_id), prompt in changed.items():
+        session.set_prompt(frame, obj_id, prompt.points, prompt.labels)
+
+    def save(finished: bool) -> None:
+        loaded = session.model
+        model_settings = {
+            "name": loaded.name, "image_size": loaded.image_size,
+            "checkpoint": str(loaded.checkpoint) if loaded.checkpoint else None,
+        }  # fmt: skip
+        objects = stored.objects if stored else {}
+        annotation = Annotation(video, session.prompts, session.results, objects, model_settings)
+        annotation.pending_frames = [] if finished else session.pending_frames
+        save_session(args.out, annotation)
+
+    ranged = args.start is not None or args.end is not None
+    if stored and not changed and not session.pending_frames and not ranged:
+        print("Nothing new to track: the session already holds these prompts.", file=sys.stderr)
+        return 0
+    done = _propagate_with_progress(session, args.direction, args.start, args.end)
+    save(finished=done is not None)
+    if done is None:
+        print(f"Interrupted; saved what was tracked to {args.out}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"Tracked {done} frames; session saved to {args.out}.", file=sys.stderr)
+    return 0
+
+
+def _propagate_with_progress(session, direction, start, end) -> int | None:
+    """Frames tracked, or None when interrupted (Ctrl-C)."""
+    from tqdm import tqdm
+
+    run = session.propagate(direction, start, end)
+    done = 0
+    with tqdm(total=run.total, unit="frame", desc="tracking", file=sys.stderr) as bar:
+        try:
+            for _ in run:
+                done += 1
+                bar.update()
+        except KeyboardInterrupt:
+            run.close()
+            return None
+    return done
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .models import cache_dir, list_models
+
+    print(f"{'model':24} {'size':>9}  {'cached':6}  description")
+    for row in list_models():
+        size = f"{row['size_bytes'] / 1e6:.0f} MB" if row["size_bytes"] else "?"
+        cached = "yes" if row["cached"] else "no"
+        print(f"{row['name']:24} {size:>9}  {cached:6}  {row['description']}")
+    print(f"\ncache folder: {cache_dir()}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from .models import ensure_checkpoint, get_model
+
+    path = ensure_checkpoint(get_model(args.model), progress=True)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

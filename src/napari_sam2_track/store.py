@@ -1,0 +1,279 @@
+"""The annotation store: a session folder that survives crashes.
+
+Layout::
+
+    SESSION/
+      session.json          manifest: format version, video, model, objects, and the
+                            name of the data folder that belongs to it
+      data-<id>/prompts.json
+      data-<id>/masks/<first frame>.json.gz   masks of CHUNK_FRAMES frames (COCO RLE)
+      data-<id>/boxes.csv   the boxes derived from the masks
+
+Saving writes a complete new data folder, then replaces ``session.json`` in one atomic
+rename; only then is the old data folder removed. Interrupted at any step, the folder
+still holds the previous manifest and the data it names.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .prompts import FramePrompt, PromptSet
+from .results import ObjectMask, TrackResults, decode_mask, encode_mask
+from .video_ref import VideoRef
+
+FORMAT_VERSION = 1
+MANIFEST = "session.json"
+CHUNK_FRAMES = 100
+
+
+class StoreError(ValueError):
+    """A session folder that cannot be loaded; the message is one sentence for the user."""
+
+
+@dataclass
+class ObjectInfo:
+    id: int
+    name: str = ""
+    category: str = ""
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "class": self.category}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ObjectInfo:
+        return cls(int(data["id"]), str(data.get("name", "")), str(data.get("class", "")))
+
+
+@dataclass
+class Annotation:
+    """Everything a session folder holds. ``warnings`` lists what could not be loaded."""
+
+    video: VideoRef
+    prompts: PromptSet
+    results: TrackResults
+    objects: dict[int, ObjectInfo] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    pending_frames: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def object_info(self, obj_id: int) -> ObjectInfo:
+        return self.objects.get(obj_id) or ObjectInfo(obj_id, f"object {obj_id}")
+
+
+# ------------------------------------------------------------------------------ saving
+
+
+def save_session(folder: str | Path, annotation: Annotation) -> Path:
+    """Write the annotation into ``folder`` atomically; returns the manifest's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_name = f"data-{uuid.uuid4().hex[:12]}"
+    partial = folder / f"{data_name}.partial"
+    partial.mkdir()
+    files = {}
+    files["prompts.json"] = _write(partial / "prompts.json", _prompts_json(annotation.prompts))
+    for first, payload in _mask_chunks(annotation.results):
+        name = f"masks/{first:08d}.json.gz"
+        files[name] = _write(partial / name, gzip.compress(payload, mtime=0))
+    files["boxes.csv"] = _write(partial / "boxes.csv", _boxes_csv(annotation))
+    _fsync_dir(partial)
+    os.rename(partial, folder / data_name)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "video": annotation.video.to_json(),
+        "model": annotation.model,
+        "objects": [annotation.object_info(o).to_json() for o in _all_object_ids(annotation)],
+        # Frames whose prompts changed since the last finished propagation.
+        "pending_frames": sorted(int(f) for f in annotation.pending_frames),
+        "data": data_name,
+        "files": files,
+    }
+    target = folder / MANIFEST
+    _write(folder / f"{MANIFEST}.partial", json.dumps(manifest, indent=1).encode())
+    os.replace(folder / f"{MANIFEST}.partial", target)
+    _fsync_dir(folder)
+    _remove_stale(folder, keep=data_name)
+    return target
+
+
+def _write(path: Path, payload: bytes | str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = payload.encode() if isinstance(payload, str) else payload
+    with open(path, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return len(payload)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the renames themselves durable
+        fd = os.open(folder, os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_stale(folder: Path, keep: str) -> None:
+    for path in folder.iterdir():
+        stale_data = path.name.startswith("data-") and path.name != keep
+        if stale_data and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _all_object_ids(annotation: Annotation) -> list[int]:
+    ids = set(annotation.objects) | set(annotation.prompts.object_ids())
+    return sorted(ids | set(annotation.results.object_ids()))
+
+
+def _rle_json(rle: dict) -> dict:
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+
+
+def _rle_from_json(data: dict) -> dict:
+    return {"size": list(data["size"]), "counts": data["counts"].encode("ascii")}
+
+
+def _prompts_json(prompts: PromptSet) -> str:
+    rows = []
+    for (frame, obj_id), prompt in prompts.items():
+        rows.append({
+            "frame": frame, "obj_id": obj_id,
+            "points": prompt.points.tolist(), "labels": prompt.labels.tolist(),
+            "box": list(prompt.box) if prompt.box is not None else None,
+            "mask": _rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
+        })  # fmt: skip
+    return json.dumps({"prompts": rows})
+
+
+def _mask_chunks(results: TrackResults):
+    chunks: dict[int, dict[str, dict]] = {}
+    for frame, objects in results:
+        entries = {
+            str(obj_id): {"rle": _rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
+            for obj_id, e in objects.items()
+        }
+        chunks.setdefault(frame // CHUNK_FRAMES * CHUNK_FRAMES, {})[str(frame)] = entries
+    for first in sorted(chunks):
+        yield first, json.dumps(chunks[first]).encode()
+
+
+def _boxes_csv(annotation: Annotation) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["frame", "obj_id", "name", "class", "x", "y", "width", "height", "score"])
+    for frame, objects in annotation.results:
+        for obj_id, entry in sorted(objects.items()):
+            if entry.box is not None:
+                info = annotation.object_info(obj_id)
+                writer.writerow([frame, obj_id, info.name, info.category, *entry.box,
+                                 f"{entry.score:.4f}"])  # fmt: skip
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def is_session_folder(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def load_session(folder: str | Path, video: VideoRef | None = None) -> Annotation:
+    """Load a session folder; masks are read per chunk when first needed.
+
+    With ``video``, refuses a folder made for another video. A damaged prompts file or
+    mask chunk is skipped with a sentence in ``Annotation.warnings``.
+    """
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    stored_video = VideoRef.from_json(manifest["video"])
+    if video is not None:
+        problem = stored_video.mismatch(video)
+        if problem:
+            raise StoreError(f"{folder.name} was made for another video: {problem}.")
+    data = folder / manifest["data"]
+    warnings: list[str] = []
+    files = manifest.get("files", {})
+    prompts = _load_prompts(data / "prompts.json", files.get("prompts.json"), warnings)
+    results = TrackResults(stored_video.n_frames, stored_video.height, stored_video.width)
+    for name, size in sorted(files.items()):
+        if name.startswith("masks/"):
+            _attach_chunk(results, data / name, size, warnings)
+    objects = {}
+    for entry in manifest.get("objects", []):
+        info = ObjectInfo.from_json(entry)
+        objects[info.id] = info
+    pending = [int(f) for f in manifest.get("pending_frames", [])]
+    return Annotation(
+        stored_video, prompts, results, objects, manifest.get("model", {}), pending, warnings
+    )
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise StoreError(f"{folder} is not a session folder: it has no {MANIFEST}.")
+    try:
+        manifest = json.loads(path.read_text())
+        version = int(manifest["format_version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StoreError(f"{path} is damaged and cannot be read.") from None
+    if version > FORMAT_VERSION:
+        raise StoreError(
+            f"{folder.name} was saved in format {version} by a newer napari-sam2-track "
+            f"(this one reads up to {FORMAT_VERSION}); update the plugin to open it."
+        )
+    if not (folder / str(manifest.get("data", ""))).is_dir() or "video" not in manifest:
+        raise StoreError(f"{folder.name} is missing the data its {MANIFEST} names.")
+    return manifest
+
+
+def _load_prompts(path: Path, size: int | None, warnings: list[str]) -> PromptSet:
+    prompts = PromptSet()
+    try:
+        rows = json.loads(path.read_bytes())["prompts"]
+        for row in rows:
+            mask = decode_mask(_rle_from_json(row["mask"])) if row.get("mask") else None
+            box = tuple(row["box"]) if row.get("box") else None
+            prompt = FramePrompt(row["points"], row["labels"], box, mask)
+            prompts.set(int(row["frame"]), int(row["obj_id"]), prompt)
+    except (OSError, ValueError, KeyError, TypeError):
+        warnings.append(f"the prompts in {path.parent.name}/prompts.json could not be read.")
+        return PromptSet()
+    return prompts
+
+
+def _attach_chunk(results: TrackResults, path: Path, size: int, warnings: list[str]) -> None:
+    def load() -> dict[int, dict[int, ObjectMask]]:
+        try:
+            chunk = json.loads(gzip.decompress(path.read_bytes()))
+            return {
+                int(frame): {int(o): _object_mask(e) for o, e in objects.items()}
+                for frame, objects in chunk.items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            warnings.append(f"the masks in {path.name} are damaged and were skipped.")
+            return {}
+
+    if not path.is_file() or path.stat().st_size != size:
+        warnings.append(f"the masks in {path.name} are missing or damaged and were skipped.")
+        return
+    first = int(path.name.split(".")[0])
+    results.add_lazy_chunk(range(first, min(first + CHUNK_FRAMES, results.n_frames)), load)
+
+
+def _object_mask(entry: dict) -> ObjectMask:
+    box = tuple(entry["box"]) if entry.get("box") is not None else None
+    return ObjectMask(_rle_from_json(entry["rle"]), float(entry["score"]), box,
+                      int(entry["area"]))  # fmt: skip

@@ -1,0 +1,163 @@
+"""The command line end to end, as a user runs it (in a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_sam2_track.store import load_session
+from napari_sam2_track.synthetic import make_synthetic_video
+
+from conftest import write_video
+
+N_FRAMES = 12
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_sam2_track.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def track(video, prompts, out, checkpoint, *extra):
+    return cli("track", video, "--prompts", prompts, "--out", out, "--checkpoint", checkpoint,
+               "--image-size", 128, "--device", "cpu", *extra)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shapes_video(tmp_path_factory):
+    video = make_synthetic_video(n_frames=N_FRAMES, height=120, width=160, n_objects=2)
+    return write_video(tmp_path_factory.mktemp("video") / "shapes.mp4", video.frames)
+
+
+def write_csv(path, rows, header="frame,obj_id,x,y,label"):
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return path
+
+
+def test_track_writes_masks_for_exactly_the_frames_asked(tmp_path, bedroom, random_checkpoint):
+    prompts = write_csv(tmp_path / "p.csv", [(0, 1, 480, 270, 1), (0, 1, 50, 50, 0),
+                                             (0, 2, 800, 100, 1)])  # fmt: skip
+    result = track(bedroom, prompts, tmp_path / "s", random_checkpoint, "--end", 11)
+    assert result.returncode == 0, result.stderr
+    assert "Tracked 12 frames" in result.stderr
+    assert "tracking: 100%" in result.stderr  # the progress bar
+    session = load_session(tmp_path / "s")
+    assert session.results.frames() == list(range(12))
+    assert all(sorted(session.results.frame(f)) == [1, 2] for f in range(12))
+    assert session.model["name"] == "sam2.1_hiera_tiny"
+    assert session.model["image_size"] == 128
+    np.testing.assert_array_equal(session.prompts.get(0, 1).points, [[480, 270], [50, 50]])
+
+
+def test_napari_points_csv_drives_the_same_tracking(tmp_path, shapes_video, random_checkpoint):
+    import napari
+    from napari_builtins.io import napari_write_points
+
+    layer = napari.layers.Points(
+        np.array([[2, 60, 40], [2, 90, 120], [2, 10, 10]]),
+        features={"label": [1, 1, 0], "obj_id": [1, 2, 1]},
+    )
+    data, meta, _ = layer.as_layer_data_tuple()
+    napari_write_points(str(tmp_path / "napari.csv"), data, meta)  # File > Save Layers
+    result = track(shapes_video, tmp_path / "napari.csv", tmp_path / "s", random_checkpoint,
+                   "--direction", "both")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    session = load_session(tmp_path / "s")
+    assert session.results.frames() == list(range(N_FRAMES))
+    prompt = session.prompts.get(2, 1)
+    np.testing.assert_array_equal(prompt.points, [[40, 60], [10, 10]])  # (x, y) from (row, col)
+    np.testing.assert_array_equal(prompt.labels, [1, 0])
+
+
+def test_running_again_with_more_prompts_continues_the_session(
+    tmp_path, shapes_video, random_checkpoint
+):
+    first = write_csv(tmp_path / "first.csv", [(0, 1, 40, 60, 1)])
+    assert track(shapes_video, first, tmp_path / "s", random_checkpoint).returncode == 0
+    before = load_session(tmp_path / "s").results
+    early = {f: before.get(f, 1).rle["counts"] for f in range(6)}
+
+    again = track(shapes_video, first, tmp_path / "s", random_checkpoint)
+    assert again.returncode == 0 and "Nothing new to track" in again.stderr
+
+    more = write_csv(tmp_path / "more.csv", [(0, 1, 40, 60, 1), (6, 1, 100, 30, 1)])
+    result = track(shapes_video, more, tmp_path / "s", random_checkpoint)
+    assert result.returncode == 0, result.stderr
+    assert "Tracked 6 frames" in result.stderr  # frames 6..11, not the whole video
+    after = load_session(tmp_path / "s")
+    assert {f: after.results.get(f, 1).rle["counts"] for f in range(6)} == early
+    assert after.prompts.frames() == [0, 6]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing video", "does not exist"),
+        ("missing prompts", "could not be read"),
+        ("wrong columns", "needs the columns frame,obj_id,x,y,label"),
+        ("point off the image", "is outside the 160x120 image"),
+        ("frame beyond the end", "Frame 12 does not exist: the video has frames 0 to 11"),
+        ("unknown model", "Unknown model 'sam9'"),
+        ("bad device", "'gpu0' is not a device"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_sentence(
+    tmp_path, shapes_video, random_checkpoint, case, message
+):
+    video, prompts, extra = shapes_video, write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)]), []
+    if case == "missing video":
+        video = tmp_path / "nope.mp4"
+    elif case == "missing prompts":
+        prompts = tmp_path / "nope.csv"
+    elif case == "wrong columns":
+        prompts = write_csv(tmp_path / "w.csv", [(0, 1, 2)], header="t,x,y")
+    elif case == "point off the image":
+        prompts = write_csv(tmp_path / "o.csv", [(0, 1, 160, 60, 1)])
+    elif case == "frame beyond the end":
+        prompts = write_csv(tmp_path / "f.csv", [(12, 1, 40, 60, 1)])
+    elif case == "unknown model":
+        extra = ["--model", "sam9"]
+    elif case == "bad device":
+        extra = ["--device", "gpu0"]
+    result = track(video, prompts, tmp_path / "s", random_checkpoint, *extra)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_models_lists_each_model_and_whether_it_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_TRACK_CACHE", str(tmp_path))
+    (tmp_path / "sam2.1_hiera_small.pt").write_bytes(b"x")
+    result = cli("models")
+    assert result.returncode == 0
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert "156 MB" in rows["sam2.1_hiera_tiny"]
+    assert rows["sam2.1_hiera_small"].split()[3] == "yes"
+    assert rows["sam2.1_hiera_tiny"].split()[3] == "no"
+    assert f"cache folder: {tmp_path}" in result.stdout
+
+
+def test_download_offline_names_the_url_and_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_TRACK_CACHE", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    result = cli("download", "sam2.1_hiera_tiny")
+    assert result.returncode == 1
+    assert "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt" in (
+        result.stderr
+    )
+    assert str(tmp_path / "sam2.1_hiera_tiny.pt") in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_explains_every_track_option():
+    result = cli("track", "--help")
+    for option in ("--prompts", "--out", "--model", "--checkpoint", "--device",
+                   "--image-size", "--direction", "--start", "--end"):  # fmt: skip
+        assert option in result.stdout
