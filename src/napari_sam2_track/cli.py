@@ -69,12 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     download = commands.add_parser("download", help="download a model's checkpoint now")
     download.add_argument("model", help="a name from 'napari-sam2-track models'")
+    _add_export_parser(commands)
     return parser
+
+
+def _add_export_parser(commands) -> None:
+    from .exports import EXPORTERS
+
+    formats = "; ".join(f"{name}: {e.description}" for name, e in EXPORTERS.items())
+    export = commands.add_parser(
+        "export", help="write a session's masks and boxes in a dataset format",
+        description="Write the annotations of SESSION_DIR in a format that dataset and "
+        "evaluation tools read. The output appears only once it is complete.",
+    )  # fmt: skip
+    export.add_argument("session", type=Path, metavar="SESSION_DIR", help="a session folder")
+    export.add_argument("--format", required=True, metavar="FORMAT", help=formats)
+    export.add_argument(
+        "--out", type=Path, required=True, metavar="PATH",
+        help="the file or folder to write (an earlier export there is replaced)",
+    )  # fmt: skip
+    images = ", ".join(name for name, e in EXPORTERS.items() if e.images)
+    export.add_argument(
+        "--images", action="store_true",
+        help=f"also write the video's frames as JPEG files ({images})",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"track": run_track, "models": run_models, "download": run_download}
+    handlers = {
+        "track": run_track, "models": run_models, "download": run_download,
+        "export": run_export,
+    }  # fmt: skip
     try:
         return handlers[args.command](args)
     except ValueError as exc:  # every user-facing error type here is a ValueError
@@ -179,6 +205,31 @@ def run_download(args: argparse.Namespace) -> int:
 
     path = ensure_checkpoint(get_model(args.model), progress=True)
     print(path)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .exports import export
+    from .store import load_session
+
+    annotation = load_session(args.session)
+    for warning in annotation.warnings:
+        print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
+    bars: list[tqdm] = []  # opened on the first frame: a refused export prints just its reason
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", desc="exporting", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        out = export(annotation, args.format, args.out, progress, write_images=args.images)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"Exported {args.session} as {args.format} to {out}.", file=sys.stderr)
     return 0
 
 

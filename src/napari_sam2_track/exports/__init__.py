@@ -1,0 +1,126 @@
+"""Export a session's annotations in the formats dataset and evaluation tools read.
+
+Every export is all or nothing: it is written under a temporary sibling name and renamed
+to the asked-for path only when complete; an existing output there is replaced only
+then. Each format's module docstring states its conventions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..store import Annotation
+from ._common import ExportError, ExportOptions, Progress, atomic_output, ignore_progress
+from .boxes_csv import write_boxes_csv
+from .coco import write_coco
+from .cvat import write_cvat
+from .davis import write_davis
+from .mot import write_mot
+from .yolo import write_yolo_detect, write_yolo_segment
+from .youtube_vis import write_youtube_vis
+
+__all__ = ["EXPORTERS", "ExportError", "Exporter", "export"]
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """One format: its writer, a line for menus and help, and what kind of output it makes.
+
+    ``owned_names`` matches the top-level names the format puts in its folder: an existing
+    folder holding anything else is not replaced. ``images`` tells whether the format can
+    carry the video's frames as JPEG files.
+    """
+
+    name: str
+    write: Callable[[Annotation, Path, ExportOptions], None]
+    description: str
+    output: Literal["file", "folder"]
+    images: bool = False
+    owned_names: str = ""
+
+
+EXPORTERS: dict[str, Exporter] = {
+    exporter.name: exporter
+    for exporter in (
+        Exporter("coco", write_coco, "COCO instance masks (JSON, RLE), one image per frame",
+                 "file"),
+        Exporter("youtube_vis", write_youtube_vis,
+                 "YouTube-VIS video instance masks (JSON), one annotation per track", "file"),
+        Exporter("mot", write_mot, "MOTChallenge boxes: gt/gt.txt and seqinfo.ini", "folder",
+                 images=True, owned_names=r"gt|img1|seqinfo\.ini"),
+        Exporter("yolo_detect", write_yolo_detect,
+                 "YOLO detection labels (one txt per frame) and data.yaml", "folder",
+                 images=True, owned_names=r"labels|images|data\.yaml"),
+        Exporter("yolo_segment", write_yolo_segment,
+                 "YOLO segmentation polygons (one txt per frame) and data.yaml", "folder",
+                 images=True, owned_names=r"labels|images|data\.yaml"),
+        Exporter("cvat", write_cvat, "CVAT for video 1.1 XML, one box track per object",
+                 "file"),
+        Exporter("davis", write_davis,
+                 "DAVIS palette PNGs per frame, plus a binary PNG folder per object",
+                 "folder", owned_names=r"\d+(\.png)?"),
+        Exporter("boxes_csv", write_boxes_csv,
+                 "boxes as CSV: frame,obj_id,name,class,x0,y0,x1,y1,score", "file"),
+    )
+}  # fmt: skip
+
+
+def export(
+    annotation: Annotation,
+    format: str,
+    out: str | Path,
+    progress: Progress | None = None,
+    frames_source: Any = None,
+    write_images: bool = False,
+) -> Path:
+    """Write ``annotation`` as ``format`` to ``out``; returns the path written.
+
+    ``progress(done, total)`` is called as frames are written. With ``write_images``,
+    formats that carry images also write the frames as JPEG files, read from
+    ``frames_source`` (a (T, H, W, 3) uint8 array-like) or else from the session's video.
+    Raises :class:`ExportError` for a request that cannot be carried out.
+    """
+    exporter = EXPORTERS.get(format)
+    if exporter is None:
+        known = ", ".join(EXPORTERS)
+        raise ExportError(f"there is no export format {format!r}; choose one of {known}.")
+    out = Path(out)
+    frames = _frames_for_images(annotation, exporter, frames_source) if write_images else None
+    name = out.name if exporter.output == "folder" else out.stem
+    options = ExportOptions(name or "export", progress or ignore_progress, frames)
+    try:
+        with atomic_output(out, exporter.output == "folder", exporter.owned_names) as target:
+            exporter.write(annotation, target, options)
+    except OSError as exc:  # a full disk or a folder one may not write to: the user's to fix
+        reason = exc.strerror or str(exc)
+        raise ExportError(f"{out} could not be written: {reason}.") from exc
+    return out
+
+
+def _frames_for_images(annotation: Annotation, exporter: Exporter, frames_source: Any) -> Any:
+    if not exporter.images:
+        carrying = ", ".join(name for name, e in EXPORTERS.items() if e.images)
+        raise ExportError(
+            f"the {exporter.name} format does not carry frame images (only {carrying} do); "
+            "export without asking for images."
+        )
+    video = annotation.video
+    if frames_source is None:
+        if video.path is None:
+            raise ExportError(
+                "frame images cannot be written because this session does not record "
+                "where its video is; export without images."
+            )
+        from ..video import open_video
+
+        frames_source = open_video(video.path)
+    shape = tuple(frames_source.shape[:3])
+    if shape != (video.n_frames, video.height, video.width):
+        raise ExportError(
+            f"the frames given have {shape[0]} frames of {shape[2]}x{shape[1]}, but the "
+            f"session was made on {video.n_frames} frames of {video.width}x{video.height}."
+        )
+    return frames_source

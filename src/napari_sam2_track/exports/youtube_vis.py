@@ -1,0 +1,61 @@
+"""YouTube-VIS JSON: one video, one annotation per object track.
+
+``segmentations``, ``bboxes`` and ``areas`` hold one entry per video frame and ``null``
+where the object has no mask (absent, or never tracked there). ``file_names`` are
+``<video name>/000123.jpg``. The object id is kept as ``track_id`` beside the
+annotation's own ``id``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pycocotools import mask as mask_utils
+
+from ..store import Annotation
+from ._common import (
+    ExportOptions,
+    class_index,
+    frame_file,
+    object_ids,
+    rle_json,
+    video_name,
+    write_json,
+)
+from .coco import categories
+
+
+def write_youtube_vis(annotation: Annotation, target: Path, options: ExportOptions) -> None:
+    video = annotation.video
+    n = video.n_frames
+    tracks: dict[int, dict[str, list]] = {}
+    for frame in range(n):
+        for obj_id, entry in annotation.results.frame(frame).items():
+            if entry.empty:
+                continue
+            track = tracks.setdefault(obj_id, {k: [None] * n for k in ("seg", "box", "area")})
+            track["seg"][frame] = rle_json(entry.rle)
+            track["box"][frame] = [int(v) for v in mask_utils.toBbox(entry.rle)]
+            track["area"][frame] = int(mask_utils.area(entry.rle))
+        options.progress(frame + 1, n)
+    classes = class_index(annotation)
+    annotations = []
+    for obj_id in (o for o in object_ids(annotation) if o in tracks):
+        annotations.append({
+            "id": len(annotations) + 1, "video_id": 1, "track_id": obj_id,
+            "category_id": classes[obj_id] + 1, "iscrowd": 0,
+            "width": video.width, "height": video.height, "length": 1,
+            "segmentations": tracks[obj_id]["seg"], "bboxes": tracks[obj_id]["box"],
+            "areas": tracks[obj_id]["area"],
+        })  # fmt: skip
+    name = video_name(annotation, options.name)
+    write_json(target, {
+        "info": {"description": f"{name}: napari-sam2-track annotations"},
+        "licenses": [],
+        "videos": [{
+            "id": 1, "width": video.width, "height": video.height, "length": n,
+            "file_names": [f"{name}/{frame_file(f, '.jpg')}" for f in range(n)],
+        }],
+        "categories": categories(annotation),
+        "annotations": annotations,
+    })  # fmt: skip
