@@ -23,6 +23,8 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
             return None
         path = path[0]
     p = Path(path)
+    if p.is_dir() and (p / "session.json").is_file():
+        return read_session
     if p.is_dir():
         return read_video if list_frame_files(p) else None
     return read_video if p.suffix.lower() in VIDEO_SUFFIXES else None
@@ -49,4 +51,18 @@ def read_video(path: str | list[str]) -> list[LayerData]:
         return [video_layer_data(path)]
     except VideoReadError as exc:
         show_error(f"Could not open {Path(path).name}: {exc}")
+        return _NOTHING_OPENED
+
+
+def read_session(path: str | list[str]) -> list[LayerData]:
+    """Open a session folder: its video, prompts, masks and boxes."""
+    from .session_io import session_layer_data
+    from .store import StoreError
+
+    if isinstance(path, list):
+        path = path[0]
+    try:
+        return session_layer_data(path)
+    except (StoreError, VideoReadError) as exc:
+        show_error(f"Could not open the session {Path(path).name}: {exc}")
         return _NOTHING_OPENED

@@ -1,13 +1,41 @@
-"""The "SAM 2 Tracker" dock widget."""
+"""The "SAM 2 Tracker" dock widget: thin controls over :class:`TrackerController`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, Label
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    RadioButtons,
+    SpinBox,
+)
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QApplication
+
+from .models import DEFAULT_MODEL, MODELS
+from .prompts import NEGATIVE, POSITIVE
 
 if TYPE_CHECKING:
     import napari
+
+    from .controller import TrackerController
+
+HELP = (
+    "<b>Prompting</b>: select the SAM2 prompts layer in pan/zoom mode and click: "
+    "left = on the object, right or Ctrl+click = not on it. Points added, moved or "
+    "deleted with napari's own tools count too. Keys on the prompts layer: N new "
+    "object, T toggle on/not on."
+)
 
 
 def describe_video_layer(layer) -> str:
@@ -24,19 +52,101 @@ def describe_video_layer(layer) -> str:
 
 
 class TrackerWidget(Container):
-    """Chooses the video layer to annotate; tracking controls build on this."""
+    """Video and model choice, objects, propagation, review and saving."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=False)
+        super().__init__(labels=True)
         self._viewer = napari_viewer
-        self.video_layer = ComboBox(label="Video", choices=self._image_layers)
-        self.video_info = Label()
-        self.extend([Label(value="<b>Video</b>"), self.video_layer, self.video_info])
-        self.video_layer.changed.connect(self._show_video_info)
+        self.controller: TrackerController | None = None
+        self._build()
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         napari_viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
-        self.video_layer.native.setToolTip("The time-stacked image layer to annotate.")
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        self.video_layer = ComboBox(label="Video", choices=self._image_layers)
+        self.video_info = Label(label="")
+        self.model = ComboBox(label="Model", choices=list(MODELS), value=DEFAULT_MODEL)
+        self.device = ComboBox(label="Device", choices=["auto", "cpu", "cuda", "mps"])
+        self.image_size = SpinBox(label="Image size", value=1024, min=64, max=2048, step=32)
+        self.checkpoint = FileEdit(label="Checkpoint", mode="r", nullable=True,
+                                   tooltip="A local weights file; empty: download")  # fmt: skip
+        self.start = PushButton(text="Start tracking")
+        self.status = Label(label="", value="No model loaded.")
+        self.object = ComboBox(label="Object", choices=[])
+        self.new_object = PushButton(text="New object (N)")
+        self.delete_object = PushButton(text="Delete object")
+        self.object_name = LineEdit(label="Name")
+        self.object_class = LineEdit(label="Class")
+        self.point_label = RadioButtons(
+            label="Click", choices=[("on the object", POSITIVE), ("not on it", NEGATIVE)],
+            value=POSITIVE, orientation="horizontal",
+        )  # fmt: skip
+        self.direction = ComboBox(label="Direction", choices=["forward", "backward", "both"])
+        self.limit = CheckBox(text="Only frames", value=False)
+        self.first_frame = SpinBox(label="from", min=0, max=0)
+        self.last_frame = SpinBox(label="to", min=0, max=0)
+        self.follow = CheckBox(text="Follow frames while propagating", value=True)
+        self.propagate = PushButton(text="Propagate")
+        self.cancel = PushButton(text="Cancel")
+        self.min_score = FloatSpinBox(label="Review below", value=0.5, min=0, max=1, step=0.05)
+        self.previous_problem = PushButton(text="◀ Previous problem")
+        self.next_problem = PushButton(text="Next problem ▶")
+        self.mask_prompt = PushButton(text="Send painted mask to SAM 2")
+        self.folder = FileEdit(label="Session", mode="d", nullable=True)
+        self.save = PushButton(text="Save")
+        self.open = PushButton(text="Open session")
+        self.export_format = ComboBox(label="Export as", choices=_export_choices())
+        self.export_to = FileEdit(label="to", mode="w", nullable=True)
+        self.export_images = CheckBox(text="with frame images", value=False)
+        self.export = PushButton(text="Export")
+        self.extend([
+            self.video_layer, self.video_info, self.model, self.device, self.image_size,
+            self.checkpoint, self.start, self.status, self.object, self.new_object,
+            self.delete_object, self.object_name, self.object_class, self.point_label,
+            self.direction, self.limit, self.first_frame, self.last_frame, self.follow,
+            self.propagate, self.cancel, self.min_score, self.previous_problem,
+            self.next_problem, self.mask_prompt, self.folder, self.save, self.open,
+            self.export_format, self.export_to, self.export_images, self.export,
+            Label(value=HELP),
+        ])  # fmt: skip
+        self[-1].native.setWordWrap(True)
+        self.video_layer.changed.connect(self._show_video_info)
+        self.start.clicked.connect(self.start_tracking)
+        self.object.changed.connect(self._on_object_chosen)
+        self.new_object.clicked.connect(self._on_new_object)
+        self.delete_object.clicked.connect(self._on_delete_object)
+        self.object_name.changed.connect(self._on_object_renamed)
+        self.object_class.changed.connect(self._on_object_renamed)
+        self.point_label.changed.connect(self._on_point_label)
+        self.propagate.clicked.connect(self.run_propagation)
+        self.cancel.clicked.connect(lambda: self.controller and self.controller.cancel())
+        self.follow.changed.connect(self._on_follow)
+        self.previous_problem.clicked.connect(lambda: self._review(-1))
+        self.next_problem.clicked.connect(lambda: self._review(1))
+        self.mask_prompt.clicked.connect(self._on_mask_prompt)
+        self.save.clicked.connect(self.save_session)
+        self.open.clicked.connect(self.open_session)
+        self.export.clicked.connect(self.run_export)
+
+    def _update_enabled(self) -> None:
+        tracking = self.controller is not None
+        busy = tracking and self.controller.propagation_worker is not None
+        for widget in (self.video_layer, self.model, self.device, self.image_size,
+                       self.checkpoint, self.start):  # fmt: skip
+            widget.enabled = not tracking
+        for widget in (self.object, self.new_object, self.delete_object, self.object_name,
+                       self.object_class, self.point_label, self.previous_problem,
+                       self.next_problem, self.mask_prompt, self.save,
+                       self.export):  # fmt: skip
+            widget.enabled = tracking
+        self.propagate.enabled = tracking and not busy
+        self.cancel.enabled = busy
+
+    # ----------------------------------------------------------- video layers
 
     def _image_layers(self, _widget=None) -> list:
         from napari.layers import Image
@@ -50,8 +160,211 @@ class TrackerWidget(Container):
     def _on_layer_inserted(self, event) -> None:
         self._refresh_layers()
         # A video that was just opened is almost always the one to annotate next.
-        if event.value in self.video_layer.choices:
+        if self.controller is None and event.value in self.video_layer.choices:
             self.video_layer.value = event.value
 
     def _show_video_info(self, _value=None) -> None:
-        self.video_info.value = describe_video_layer(self.video_layer.value)
+        layer = self.video_layer.value
+        self.video_info.value = describe_video_layer(layer)
+        if layer is not None and layer.ndim >= 3:
+            last = layer.data.shape[0] - 1
+            for spin in (self.first_frame, self.last_frame):
+                spin.max = last
+            self.last_frame.value = last
+
+    # --------------------------------------------------------------- tracking
+
+    def start_tracking(self):
+        """Load the model off the UI thread, then start (or restore) the session."""
+        layer = self.video_layer.value
+        if layer is None or layer.ndim < 3:
+            show_warning("Choose a video layer with a time axis first.")
+            return None
+        self.start.enabled = False
+        self.status.value = "Loading SAM 2…"
+        download = progress(desc="SAM 2 checkpoint")
+        worker = _load_model(self.model.value, self.checkpoint.value, self.device.value,
+                             self.image_size.value, download)  # fmt: skip
+        worker.returned.connect(lambda model: self._model_ready(layer, model))
+        worker.errored.connect(self._model_failed)
+        worker.finished.connect(download.close)
+        worker.start()
+        return worker
+
+    def _model_ready(self, layer, model) -> None:
+        from .controller import TrackerController
+        from .engine import TrackingSession
+        from .session_io import restorable_session
+
+        session = TrackingSession(layer.data, model)
+        folder, annotation = restorable_session(layer)
+        if annotation is not None:
+            session.restore(annotation.prompts, annotation.results, annotation.pending_frames)
+            for warning in annotation.warnings:
+                show_warning(f"While restoring: {warning}")
+        objects = annotation.objects if annotation is not None else None
+        self.controller = TrackerController(self._viewer, layer, session, objects, folder)
+        self.controller.follow = self.follow.value
+        self.controller.objects_changed.connect(self._refresh_objects)
+        # Closing napari (or crashing after a propagation) must not lose work.
+        controller = self.controller
+        self.native.destroyed.connect(lambda *_: controller.autosave())
+        QApplication.instance().aboutToQuit.connect(controller.autosave)
+        if folder is not None:
+            self.folder.value = folder
+        self.status.value = f"{model.name} on {model.device.type}, {model.image_size} px."
+        self._refresh_objects()
+        self._update_enabled()
+
+    def _model_failed(self, exc: Exception) -> None:
+        self.status.value = "No model loaded."
+        self.start.enabled = True
+        show_warning(f"Could not load SAM 2: {exc}")
+
+    def run_propagation(self):
+        if self.controller is None:
+            return None
+        start = self.first_frame.value if self.limit.value else None
+        end = self.last_frame.value if self.limit.value else None
+        worker = self.controller.propagate(self.direction.value, start, end)
+        if worker is not None:
+            worker.finished.connect(self._update_enabled)
+            self._update_enabled()
+        return worker
+
+    def _on_follow(self, value: bool) -> None:
+        if self.controller is not None:
+            self.controller.follow = value
+
+    def _review(self, step: int) -> None:
+        if self.controller is not None:
+            self.controller.next_review_frame(step, self.min_score.value)
+
+    def _on_mask_prompt(self) -> None:
+        if self.controller is not None:
+            c = self.controller
+            c.send_mask_prompt(c.current_frame(), c.current_object)
+
+    # ---------------------------------------------------------------- objects
+
+    def _refresh_objects(self) -> None:
+        c = self.controller
+        choices = [(f"{o} · {info.name}", o) for o, info in sorted(c.objects.items())]
+        with self.object.changed.blocked():
+            self.object.choices = choices
+            self.object.value = c.current_object
+        info = c.objects[c.current_object]
+        with self.object_name.changed.blocked(), self.object_class.changed.blocked():
+            self.object_name.value, self.object_class.value = info.name, info.category
+
+    def _on_object_chosen(self, obj_id) -> None:
+        if self.controller is not None and obj_id is not None:
+            self.controller.select_object(obj_id)
+
+    def _on_new_object(self) -> None:
+        self.controller.new_object()
+
+    def _on_delete_object(self) -> None:
+        self.controller.delete_object(self.controller.current_object)
+
+    def _on_object_renamed(self, _value=None) -> None:
+        c = self.controller
+        info = c.objects[c.current_object]
+        info.name, info.category = self.object_name.value, self.object_class.value
+        self._refresh_objects()
+
+    def _on_point_label(self, value: int) -> None:
+        if self.controller is not None and self.controller.current_label != value:
+            self.controller.toggle_label()
+
+    # ---------------------------------------------------------------- session
+
+    def save_session(self) -> Path | None:
+        folder = self.folder.value
+        if self.controller is None:
+            return None
+        if not folder or str(folder) in ("", "."):
+            show_warning("Choose a session folder to save in (Session field).")
+            return None
+        try:
+            path = self.controller.save(Path(folder))
+        except (OSError, ValueError) as exc:
+            show_warning(f"Could not save the session: {exc}")
+            return None
+        show_info(f"Saved the session to {path}.")
+        return path
+
+    def open_session(self) -> None:
+        """Open the session folder in the Session field (video and all its layers)."""
+        folder = self.folder.value
+        if not folder or not Path(folder, "session.json").is_file():
+            show_warning("Choose a session folder (one holding session.json) to open.")
+            return
+        self._viewer.open(str(folder), plugin="napari-sam2-track")
+
+    def run_export(self):
+        """Export the annotations (as saved now) in a worker, with progress."""
+        target = self.export_to.value
+        if self.controller is None or not target or str(target) in ("", "."):
+            show_warning("Choose where to export to first.")
+            return None
+        annotation = self.controller.annotation()
+        bar = progress(total=0, desc=f"Exporting {self.export_format.value}")
+        worker = _export(annotation, self.export_format.value, Path(target),
+                         self.export_images.value)  # fmt: skip
+        worker.yielded.connect(lambda step: _show_progress(bar, *step))
+        worker.returned.connect(lambda path: show_info(f"Exported to {path}."))
+        worker.errored.connect(lambda exc: show_warning(f"Export failed: {exc}"))
+        worker.finished.connect(bar.close)
+        worker.start()
+        return worker
+
+
+def _export_choices() -> list[tuple[str, str]]:
+    from .exports import EXPORTERS
+
+    return [(f"{name} ({e.output})", name) for name, e in EXPORTERS.items()]
+
+
+def _show_progress(bar, done: int, total: int) -> None:
+    bar.total = total
+    bar.update(done - bar.n)
+
+
+@thread_worker
+def _export(annotation, export_format, target, write_images):
+    """Yields (done, total) while the export is written; returns the path written."""
+    import queue
+    import threading
+
+    from .exports import export
+
+    steps: queue.SimpleQueue = queue.SimpleQueue()
+    outcome: dict = {}
+
+    def run():  # the writers report progress through a callback, not as a generator
+        try:
+            outcome["path"] = export(annotation, export_format, target,
+                                     lambda done, total: steps.put((done, total)),
+                                     write_images=write_images)  # fmt: skip
+        except Exception as exc:  # handed to the worker's errored signal below
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=run, daemon=True)
+    writer.start()
+    while writer.is_alive() or not steps.empty():
+        try:
+            yield steps.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["path"]
+
+
+@thread_worker
+def _load_model(name, checkpoint, device, image_size, download):
+    from .predictor import build_model
+
+    checkpoint = checkpoint if checkpoint and str(checkpoint) not in ("", ".") else None
+    return build_model(name, checkpoint, device, image_size, progress=download)

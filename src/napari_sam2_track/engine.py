@@ -292,10 +292,11 @@ class TrackingSession:
         if self._propagating:
             raise SessionBusyError("a propagation is already running in this session.")
         low, high = self._frame_range(start, end)
-        prompted = [f for f in self.prompts.frames() if low <= f <= high]
-        if not self.prompts.frames():
-            raise PromptError("there is nothing to propagate: add a prompt first.")
-        dirty = sorted(f for f in self._dirty if low <= f <= high)
+        with self._lock:  # plan after any prompt edit in progress has landed
+            if not self.prompts.frames():
+                raise PromptError("there is nothing to propagate: add a prompt first.")
+            prompted = [f for f in self.prompts.frames() if low <= f <= high]
+            dirty = sorted(f for f in self._dirty if low <= f <= high)
         anchors = dirty or prompted
         if direction == "forward":
             first = start if start is not None else (anchors or [low])[0]
@@ -307,7 +308,7 @@ class TrackingSession:
             middle = (anchors or [low])[0]
             passes = [(middle, high - middle, False), (middle, middle - low, True)]
         total = len(set().union(*(_pass_frames(*p) for p in passes)))
-        return Propagation(self._run(passes, low, high), total)
+        return Propagation(self._run(passes, set(dirty)), total)
 
     def stop(self) -> None:
         """Ask a running propagation to stop after the frame in progress."""
@@ -323,7 +324,7 @@ class TrackingSession:
             )
         return low, high
 
-    def _run(self, passes: list[tuple[int, int, bool]], low: int, high: int):
+    def _run(self, passes: list[tuple[int, int, bool]], planned_dirty: set[int]):
         with self._lock:
             if self._propagating:
                 raise SessionBusyError("a propagation is already running in this session.")
@@ -341,8 +342,8 @@ class TrackingSession:
                         return
             finished = True
         finally:
-            if finished:
-                self._dirty -= set(range(low, high + 1))
+            if finished:  # prompts changed after planning stay dirty for the next run
+                self._dirty -= planned_dirty
             self._propagating = False
 
     def _sam2_pass(self, anchor: int, count: int, reverse: bool) -> Iterator[FrameResult]:

@@ -1,0 +1,426 @@
+"""One video's annotation in napari: its three layers, kept in step with the engine.
+
+- "SAM2 prompts" (Points, features ``label`` and ``obj_id``): any change to the points,
+  however it was made, becomes a prompt change for the engine.
+- "SAM2 masks" (Labels, value = object id) shows the results; paint edits are folded
+  back into them.
+- "SAM2 boxes" (Shapes) is derived from the results.
+
+SAM 2 only ever runs in worker threads; layers are touched only in the handlers that
+napari's workers call on the main thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_info, show_warning
+from psygnal import Signal
+from qtpy.QtCore import QTimer
+
+from .engine import SessionBusyError, TrackingSession
+from .label_volume import LabelVolume, fold_painted_frame
+from .layer_data import (
+    box_layer_data,
+    changed_prompts,
+    next_frame_to_review,
+    prompts_from_layer,
+)
+from .prompts import NEGATIVE, POSITIVE, FramePrompt, PromptError
+from .store import Annotation, ObjectInfo, save_session
+from .video_ref import VideoRef
+
+PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
+_CLICK_TOLERANCE = 3  # screen pixels a click may move and still count as a click
+
+
+class TrackerController:
+    """Ties a video layer, its annotation layers and a :class:`TrackingSession`."""
+
+    #: Emitted when objects are added, removed or selected, whoever did it.
+    objects_changed = Signal()
+
+    def __init__(
+        self,
+        viewer: Any,
+        video_layer: Any,
+        session: TrackingSession,
+        objects: dict[int, ObjectInfo] | None = None,
+        folder: Path | None = None,
+    ):
+        self.viewer, self.video_layer, self.session = viewer, video_layer, session
+        self.objects = dict(objects or {}) or {1: ObjectInfo(1, "object 1")}
+        self.current_object = min(self.objects)
+        self.current_label = POSITIVE
+        self.folder = folder
+        self.follow = True
+        self.volume = LabelVolume(session.results)
+        self._pending: dict[tuple[int, int], FramePrompt | None] = {}
+        self._pending_lock = threading.Lock()
+        self._preview_worker = None
+        self.propagation_worker = None
+        self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
+        self._boxes_timer = QTimer()
+        self._boxes_timer.setSingleShot(True)
+        self._boxes_timer.setInterval(300)
+        self._boxes_timer.timeout.connect(self.rebuild_boxes)
+        self._make_layers()
+
+    # ------------------------------------------------------------------ layers
+
+    def _make_layers(self) -> None:
+        # Layers a session folder was opened with are replaced by live ones.
+        for name in (PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        size = max(self.session.height, self.session.width) / 60
+        self.masks_layer = self.viewer.add_labels(self.volume, name=MASKS_LAYER, opacity=0.5)
+        self.boxes_layer = self.viewer.add_shapes(
+            ndim=3, name=BOXES_LAYER, shape_type="rectangle", face_color="transparent",
+            edge_width=max(1.0, size / 4), edge_color="yellow",
+        )  # fmt: skip
+        features = pd.DataFrame({"label": pd.Series([], dtype=int),
+                                 "obj_id": pd.Series([], dtype=int)})  # fmt: skip
+        self.prompts_layer = self.viewer.add_points(
+            np.zeros((0, 3)), ndim=3, name=PROMPTS_LAYER, features=features, size=size,
+            border_width=0.15, border_width_is_relative=True, border_color="white",
+            out_of_slice_display=False,
+        )  # fmt: skip
+        self._set_feature_defaults()
+        self.prompts_layer.events.data.connect(self._on_points_data)
+        self.prompts_layer.events.features.connect(self._sync_prompts)
+        self.prompts_layer.mouse_drag_callbacks.append(self._on_click)
+        self.masks_layer.events.paint.connect(self._on_paint)
+        for key, action in (("n", self.new_object), ("t", self.toggle_label)):
+            self.prompts_layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
+        self.load_prompt_points()
+        self.rebuild_boxes()
+
+    def load_prompt_points(self) -> None:
+        """Show the session's point prompts in the prompts layer."""
+        rows, labels, obj_ids = [], [], []
+        for (frame, obj_id), prompt in self.session.prompts.items():
+            for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
+                rows.append((frame, y, x))
+                labels.append(int(label))
+                obj_ids.append(obj_id)
+        self._layer_prompts = prompts_from_layer(np.array(rows).reshape(-1, 3),
+                                                 {"label": pd.Series(labels),
+                                                  "obj_id": pd.Series(obj_ids)})  # fmt: skip
+        events = self.prompts_layer.events
+        with events.data.blocker(), events.features.blocker():
+            self.prompts_layer.data = np.array(rows, dtype=float).reshape(-1, 3)
+            self.prompts_layer.features = pd.DataFrame({"label": labels, "obj_id": obj_ids})
+        self._style_points()
+
+    def object_color(self, obj_id: int) -> np.ndarray:
+        return np.asarray(self.masks_layer.get_color(obj_id), dtype=float)
+
+    def _style_points(self) -> None:
+        layer = self.prompts_layer
+        if len(layer.data) == 0:
+            return
+        # Features may lag behind the data for a moment (a script setting both).
+        obj_ids = layer.features["obj_id"].fillna(self.current_object).astype(int)
+        positive = layer.features["label"].fillna(POSITIVE).to_numpy() == POSITIVE
+        layer.face_color = np.array([self.object_color(o) for o in obj_ids])
+        layer.symbol = np.where(positive, "disc", "x")
+        layer.border_color = np.where(positive, "white", "red")
+
+    def _set_feature_defaults(self) -> None:
+        self.prompts_layer.feature_defaults = {
+            "label": self.current_label, "obj_id": self.current_object
+        }  # fmt: skip
+        self.prompts_layer.current_face_color = self.object_color(self.current_object)
+
+    # ----------------------------------------------------------------- objects
+
+    def new_object(self, name: str = "", category: str = "") -> int:
+        obj_id = max(self.objects) + 1
+        self.objects[obj_id] = ObjectInfo(obj_id, name or f"object {obj_id}", category)
+        self.select_object(obj_id)
+        return obj_id
+
+    def select_object(self, obj_id: int) -> None:
+        self.current_object = obj_id
+        self.objects.setdefault(obj_id, ObjectInfo(obj_id, f"object {obj_id}"))
+        self.masks_layer.selected_label = obj_id
+        self._set_feature_defaults()
+        self.objects_changed.emit()
+
+    def toggle_label(self) -> int:
+        self.current_label = NEGATIVE if self.current_label == POSITIVE else POSITIVE
+        self._set_feature_defaults()
+        return self.current_label
+
+    def delete_object(self, obj_id: int) -> None:
+        """Remove an object: its prompts, masks and boxes on every frame."""
+        self.session.remove_object(obj_id)
+        self.objects.pop(obj_id, None)
+        layer = self.prompts_layer
+        doomed = np.flatnonzero(layer.features["obj_id"].to_numpy() == obj_id)
+        with layer.events.data.blocker(), layer.events.features.blocker():
+            layer.selected_data = set(doomed.tolist())
+            layer.remove_selected()
+        self._layer_prompts = {k: p for k, p in self._layer_prompts.items() if k[1] != obj_id}
+        self._style_points()
+        if not self.objects:
+            self.objects[1] = ObjectInfo(1, "object 1")
+        self.select_object(obj_id if obj_id in self.objects else min(self.objects))
+        self.volume.invalidate()
+        self.masks_layer.refresh()
+        self.rebuild_boxes()
+
+    # ----------------------------------------------------------------- prompts
+
+    def current_frame(self) -> int:
+        return int(self.viewer.dims.current_step[0])
+
+    def add_point(self, row: float, col: float, label: int | None = None) -> None:
+        """Add a prompt point for the current object on the current frame."""
+        label = self.current_label if label is None else label
+        self.prompts_layer.feature_defaults = {"label": label, "obj_id": self.current_object}
+        self.prompts_layer.add([[self.current_frame(), row, col]])
+        self._set_feature_defaults()
+
+    def _on_click(self, layer, event):
+        """In pan/zoom mode, a click adds a point: left positive, right or Ctrl negative."""
+        if layer.mode != "pan_zoom":
+            return
+        pressed = np.asarray(event.pos, dtype=float)
+        yield
+        while event.type == "mouse_move":
+            if np.abs(np.asarray(event.pos, dtype=float) - pressed).max() > _CLICK_TOLERANCE:
+                return
+            yield
+        negative = event.button == 2 or "Control" in {str(m) for m in event.modifiers}
+        _, row, col = layer.world_to_data(event.position)[-3:]
+        self.add_point(row, col, NEGATIVE if negative else None)
+
+    def _on_points_data(self, event) -> None:
+        if getattr(event, "action", "changed") in ("added", "removed", "changed"):
+            self._sync_prompts()
+
+    def _sync_prompts(self, _event=None) -> None:
+        """Send every point change to the engine, however the points were edited."""
+        layer = self.prompts_layer
+        after = prompts_from_layer(layer.data, layer.features)
+        changes = changed_prompts(self._layer_prompts, after)
+        self._layer_prompts = after
+        self._style_points()
+        for (frame, obj_id), prompt in changes.items():
+            if prompt is not None:
+                try:
+                    prompt.check_fits(frame, self.session.n_frames, self.session.height,
+                                      self.session.width)  # fmt: skip
+                except PromptError as exc:
+                    show_warning(f"Ignored a prompt: {exc}")
+                    continue
+                if obj_id not in self.objects:
+                    self.objects[obj_id] = ObjectInfo(obj_id, f"object {obj_id}")
+                    self.objects_changed.emit()
+            self.schedule_prompt(frame, obj_id, prompt)
+
+    def schedule_prompt(self, frame: int, obj_id: int, prompt: FramePrompt | None) -> None:
+        """Queue a prompt (None: its removal); a newer one for the same frame and
+        object replaces a queued one, so rapid edits never pile up stale runs."""
+        with self._pending_lock:
+            self._pending[(frame, obj_id)] = prompt
+        self._start_previews()
+
+    def send_mask_prompt(self, frame: int, obj_id: int) -> None:
+        """Give SAM 2 the (painted) mask of an object on a frame as its prompt there."""
+        self.fold_paint()
+        entry = self.session.results.get(frame, obj_id)
+        if entry is None or entry.empty:
+            show_warning(f"Object {obj_id} has no mask on frame {frame} to send to SAM 2.")
+            return
+        self.schedule_prompt(frame, obj_id, FramePrompt(mask=entry.mask))
+
+    @property
+    def previewing(self) -> bool:
+        return self._preview_worker is not None
+
+    def _start_previews(self) -> None:
+        if self._preview_worker is not None or self.session.propagating:
+            return
+        with self._pending_lock:
+            if not self._pending:
+                return
+        worker = _preview_worker(self.session, self._pending, self._pending_lock)
+        worker.yielded.connect(lambda frame: self.refresh_frames([frame]))
+        worker.finished.connect(self._previews_done)
+        worker.errored.connect(lambda exc: show_warning(f"Preview failed: {exc}"))
+        self._preview_worker = worker
+        worker.start()
+
+    def _previews_done(self) -> None:
+        self._preview_worker = None
+        self._start_previews()  # edits that arrived while the last one ran
+
+    # ------------------------------------------------------------- propagation
+
+    def propagate(self, direction: str = "forward", start: int | None = None,
+                  end: int | None = None):  # fmt: skip
+        """Start propagating in a worker; returns the worker (None if one is running).
+
+        Queued prompt edits are applied first, in the same worker, so the run always
+        starts from the newest prompts.
+        """
+        if self.propagation_worker is not None:
+            show_info("A propagation is already running.")
+            return None
+        self.fold_paint()
+        bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
+        worker = _propagation_worker(self.session, self._pending, self._pending_lock,
+                                     direction, start, end)  # fmt: skip
+        worker.yielded.connect(lambda item: self._on_propagated(item, bar))
+        worker.finished.connect(lambda: self._propagation_done(bar))
+        worker.errored.connect(self._propagation_failed)
+        self.propagation_worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the propagation after the frame in progress; what was done is kept."""
+        self.session.stop()
+
+    def _on_propagated(self, item: tuple[str, int], bar) -> None:
+        kind, value = item
+        if kind == "total":
+            bar.total = value
+            return
+        if kind == "frame":
+            bar.update(1)
+            if self.follow:
+                self.viewer.dims.set_current_step(0, value)
+        self.refresh_frames([value])
+
+    def _propagation_failed(self, exc: Exception) -> None:
+        text = str(exc)
+        if isinstance(exc, PromptError | SessionBusyError | ValueError):
+            show_warning(text[:1].upper() + text[1:])
+        else:
+            show_warning(f"Propagation failed: {text}")
+
+    def _propagation_done(self, bar) -> None:
+        bar.close()
+        self.propagation_worker = None
+        self.rebuild_boxes()
+        self.autosave()
+        self._start_previews()
+
+    # ------------------------------------------------------------ results view
+
+    def refresh_frames(self, frames: list[int] | None) -> None:
+        self.volume.invalidate(frames)
+        self.masks_layer.refresh()
+        if not self._boxes_timer.isActive():
+            self._boxes_timer.start()
+
+    def rebuild_boxes(self) -> None:
+        names = {o: info.name for o, info in self.objects.items()}
+        rectangles, features = box_layer_data(self.session.results, names)
+        layer = self.boxes_layer
+        layer.data = [(rectangle, "rectangle") for rectangle in rectangles]
+        layer.features = pd.DataFrame(features)
+        if rectangles:
+            layer.edge_color = np.array([self.object_color(o) for o in features["obj_id"]])
+
+    def _on_paint(self, _event=None) -> None:
+        self.fold_paint()
+
+    def fold_paint(self) -> None:
+        """Make painted frames the truth for the results (and so boxes and exports)."""
+        painted = self.volume.take_painted()
+        for frame, labels in painted.items():
+            fold_painted_frame(self.session.results, frame, labels)
+        if painted:
+            self.refresh_frames(list(painted))
+
+    def next_review_frame(self, step: int = 1, min_score: float = 0.5) -> int | None:
+        """Go to the next frame where the current object has no mask or a low score."""
+        frame = next_frame_to_review(self.session.results, self.current_object,
+                                     self.current_frame(), step, min_score)  # fmt: skip
+        if frame is None:
+            show_info(f"No frame to review for {self.objects[self.current_object].name}.")
+        else:
+            self.viewer.dims.set_current_step(0, frame)
+        return frame
+
+    # -------------------------------------------------------------- saving
+
+    def annotation(self) -> Annotation:
+        self.fold_paint()
+        path = self.video_layer.metadata.get("source_path")
+        video = VideoRef.from_source(self.video_layer.data, path)
+        model = self.session.model
+        settings = {"name": model.name, "image_size": model.image_size,
+                    "checkpoint": str(model.checkpoint) if model.checkpoint else None}  # fmt: skip
+        annotation = Annotation(video, self.session.prompts, self.session.results,
+                                dict(self.objects), settings)  # fmt: skip
+        annotation.pending_frames = self.session.pending_frames
+        return annotation
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        folder = Path(folder) if folder else self.folder
+        if folder is None:
+            raise ValueError("choose a folder to save the session in first.")
+        save_session(folder, self.annotation())
+        self.folder = folder
+        return folder
+
+    def autosave(self) -> Path | None:
+        """Save after each propagation, into the session folder or the autosave area."""
+        from .autosave import autosave_folder
+
+        target = self.folder or autosave_folder(self.annotation().video)
+        try:
+            save_session(target, self.annotation())
+        except OSError as exc:
+            show_warning(f"Autosave to {target} failed ({exc.strerror or exc}).")
+            return None
+        return target
+
+
+def _apply_pending(session: TrackingSession, pending: dict, lock: threading.Lock):
+    """Run queued prompt changes through SAM 2, newest per frame and object; yields
+    each frame done. Stops early, leaving the rest queued, if a propagation runs."""
+    while True:
+        with lock:
+            if not pending:
+                return
+            (frame, obj_id), prompt = pending.popitem()
+        try:
+            if prompt is None:
+                session.clear_prompt(frame, obj_id)
+            elif prompt.mask is not None:
+                session.set_mask_prompt(frame, obj_id, prompt.mask)
+            else:
+                session.set_prompt(frame, obj_id, prompt.points, prompt.labels, prompt.box)
+        except SessionBusyError:
+            with lock:
+                pending.setdefault((frame, obj_id), prompt)
+            return
+        yield frame
+
+
+@thread_worker
+def _preview_worker(session: TrackingSession, pending: dict, lock: threading.Lock):
+    yield from _apply_pending(session, pending, lock)
+
+
+@thread_worker
+def _propagation_worker(session, pending, lock, direction, start, end):
+    for frame in _apply_pending(session, pending, lock):
+        yield "preview", frame
+    run = session.propagate(direction, start, end)
+    yield "total", run.total
+    for frame, _masks in run:
+        yield "frame", frame

@@ -1,0 +1,101 @@
+"""Plain conversions between napari layer data and tracking data (no viewer needed).
+
+Points layer rows are ``(frame, row, column)``; Shapes rectangles are four corners
+``(frame, row, column)``. Pixel ``i`` covers ``[i - 0.5, i + 0.5]`` in napari's world
+coordinates, so a box drawn around pixels ``x .. x + w - 1`` runs from ``x - 0.5`` to
+``x + w - 0.5``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .prompts import FramePrompt, prompts_from_points
+from .results import TrackResults
+
+PROMPT_FEATURES = ("label", "obj_id")
+BOX_FEATURES = ("obj_id", "frame", "name")
+
+
+def prompts_from_layer(data: np.ndarray, features) -> dict[tuple[int, int], FramePrompt]:
+    """The prompts a Points layer holds, one per (frame, object id)."""
+    if len(data) == 0:
+        return {}
+    missing = [name for name in PROMPT_FEATURES if name not in features]
+    if missing:
+        raise ValueError(f"the prompts layer lacks the features {', '.join(missing)}.")
+    labels = np.asarray(features["label"], dtype=float)
+    obj_ids = np.asarray(features["obj_id"], dtype=float)
+    # Rows whose features are not filled in yet (data set before features, as a script
+    # may do) are not prompts until they are.
+    complete = np.isfinite(labels) & np.isfinite(obj_ids)
+    return prompts_from_points(np.asarray(data)[complete, -3:], labels[complete].astype(int),
+                               obj_ids[complete].astype(int))  # fmt: skip
+
+
+def changed_prompts(
+    before: Mapping[tuple[int, int], FramePrompt], after: Mapping[tuple[int, int], FramePrompt]
+) -> dict[tuple[int, int], FramePrompt | None]:
+    """What to tell the engine: new or changed prompts, and None for removed ones."""
+    changes: dict[tuple[int, int], FramePrompt | None] = {
+        key: prompt for key, prompt in after.items() if before.get(key) != prompt
+    }
+    changes.update({key: None for key in before if key not in after})
+    return changes
+
+
+def box_corners(frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A napari rectangle (4 corners of frame, row, column) around a COCO box."""
+    x, y, w, h = box
+    top, left, bottom, right = y - 0.5, x - 0.5, y + h - 0.5, x + w - 0.5
+    return np.array(
+        [[frame, top, left], [frame, top, right], [frame, bottom, right], [frame, bottom, left]],
+        dtype=float,
+    )
+
+
+def corners_to_box(corners: np.ndarray) -> tuple[int, int, int, int]:
+    """Inverse of :func:`box_corners`."""
+    rows, cols = corners[:, -2], corners[:, -1]
+    width, height = cols.max() - cols.min(), rows.max() - rows.min()
+    return (round(cols.min() + 0.5), round(rows.min() + 0.5), round(width), round(height))
+
+
+def box_layer_data(
+    results: TrackResults, names: Mapping[int, str]
+) -> tuple[list[np.ndarray], dict[str, list]]:
+    """Rectangles and features for a boxes Shapes layer: one per object per frame."""
+    rectangles: list[np.ndarray] = []
+    features: dict[str, list] = {name: [] for name in BOX_FEATURES}
+    for frame, objects in results:
+        for obj_id, entry in sorted(objects.items()):
+            if entry.box is None:
+                continue
+            rectangles.append(box_corners(frame, entry.box))
+            features["obj_id"].append(obj_id)
+            features["frame"].append(frame)
+            features["name"].append(names.get(obj_id, f"object {obj_id}"))
+    return rectangles, features
+
+
+def next_frame_to_review(
+    results: TrackResults, obj_id: int, frame: int, step: int = 1, min_score: float = 0.5
+) -> int | None:
+    """The next frame after ``frame`` (``step`` +1 or -1) where an object is likely wrong.
+
+    Within the stretch of frames the object was tracked on, that is a frame where it
+    has no mask, or where SAM 2's confidence that it is present is below ``min_score``.
+    """
+    tracked = results.frames_of(obj_id)
+    if not tracked:
+        return None
+    first, last = tracked[0], tracked[-1]
+    t = frame + step
+    while first <= t <= last:
+        entry = results.get(t, obj_id)
+        if entry is None or entry.empty or entry.score < min_score:
+            return t
+        t += step
+    return None

@@ -1,0 +1,390 @@
+"""The annotation loop in a real napari viewer with a real (random-weight) SAM 2.
+
+Click, preview, propagate, add an object mid-video, correct, cancel, paint, review,
+save, close, restore and continue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.utils._proxies import ReadOnlyWrapper
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+from napari_sam2_track.controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
+from napari_sam2_track.layer_data import corners_to_box
+from napari_sam2_track.prompts import NEGATIVE
+from napari_sam2_track.synthetic import make_synthetic_video
+
+from conftest import write_video
+
+PLUGIN = "napari-sam2-track"
+N_FRAMES = 16
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+WAIT_MS = 120_000
+
+
+@pytest.fixture(autouse=True)
+def autosave_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_TRACK_AUTOSAVE", str(tmp_path / "autosave"))
+
+
+@pytest.fixture(scope="module")
+def video_file(tmp_path_factory):
+    video = make_synthetic_video(n_frames=N_FRAMES, height=120, width=160, n_objects=2)
+    return write_video(tmp_path_factory.mktemp("video") / "shapes.mp4", video.frames)
+
+
+def start(viewer, qtbot, checkpoint, path=None):
+    """Dock the widget and start tracking the newest video layer."""
+    if path is not None:
+        viewer.open(str(path), plugin=PLUGIN)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
+    widget.checkpoint.value = checkpoint
+    widget.image_size.value = 128
+    widget.device.value = "cpu"
+    widget.start_tracking()
+    qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
+    return widget, widget.controller
+
+
+def wait_previews(qtbot, controller):
+    qtbot.waitUntil(lambda: not controller.previewing and not controller._pending,
+                    timeout=WAIT_MS)  # fmt: skip
+
+
+def propagate(qtbot, widget, **options):
+    for name, value in options.items():
+        getattr(widget, name).value = value
+    worker = widget.run_propagation()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        pass
+    return worker
+
+
+def rles(controller, frames, obj_id):
+    results = controller.session.results
+    return {f: results.get(f, obj_id).rle["counts"] for f in frames}
+
+
+def assert_layers_match_results(controller):
+    results = controller.session.results
+    for frame in range(N_FRAMES):
+        np.testing.assert_array_equal(controller.masks_layer.data[frame], results.labels(frame))
+    boxes = controller.boxes_layer
+    keys = zip(boxes.features["frame"], boxes.features["obj_id"], strict=True)
+    drawn = {(int(f), int(o)): corners_to_box(rect)
+             for rect, (f, o) in zip(boxes.data, keys, strict=True)}  # fmt: skip
+    expected = {(f, o): b for f in range(N_FRAMES) for o, b in results.boxes(f).items()}
+    assert drawn == expected
+    assert set(boxes.shape_type) <= {"rectangle"}
+
+
+@dataclass
+class Click:
+    type: str
+    position: tuple
+    pos: np.ndarray = field(default_factory=lambda: np.array([10.0, 10.0]))
+    button: int = 1
+    modifiers: list = field(default_factory=list)
+    is_dragging: bool = False
+    dims_displayed: list = field(default_factory=lambda: [1, 2])
+    view_direction: None = None
+    up_direction: None = None
+
+
+def click(layer, position, **kwargs):
+    for kind in ("mouse_press", "mouse_release"):
+        event = ReadOnlyWrapper(Click(kind, position, **kwargs), exceptions=("handled",))
+        (mouse_press_callbacks if kind == "mouse_press" else mouse_release_callbacks)(layer, event)
+
+
+def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_checkpoint,
+                                  tmp_path):  # fmt: skip
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    assert {PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER} <= {layer.name for layer in viewer.layers}
+    session = c.session
+
+    # A positive and a negative click for object 1 on frame 0: preview on frame 0 only.
+    viewer.dims.set_current_step(0, 0)
+    viewer.layers.selection.active = c.prompts_layer
+    c.prompts_layer.mode = "pan_zoom"
+    click(c.prompts_layer, (0, 60, 40))
+    click(c.prompts_layer, (0, 10, 150), button=2)
+    wait_previews(qtbot, c)
+    sam2_points = session._state["point_inputs_per_obj"][0][0]
+    assert sam2_points["point_labels"][0].tolist() == [1, NEGATIVE]
+    np.testing.assert_allclose(sam2_points["point_coords"][0][:, 0] * 160 / 128, [40, 150])
+    assert session.results.frames() == [0]
+
+    propagate(qtbot, widget)
+    assert session.results.frames() == list(range(N_FRAMES))
+    assert_layers_match_results(c)
+
+    # A second object added mid-video is tracked from its first prompt on.
+    before = rles(c, range(8), 1)
+    widget.new_object.clicked()
+    assert c.current_object == 2
+    viewer.dims.set_current_step(0, 8)
+    c.add_point(90, 120)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget)
+    assert session.results.frames_of(2) == list(range(8, N_FRAMES))
+    assert rles(c, range(8), 1) == before
+
+    # A correction on frame 12 re-tracks frames 12.. and leaves earlier ones alone.
+    widget.object.value = 1
+    before = {o: rles(c, range(12), o) for o in (1,)}
+    viewer.dims.set_current_step(0, 12)
+    c.add_point(30, 30, NEGATIVE)
+    wait_previews(qtbot, c)
+    assert 12 in session.pending_frames
+    propagate(qtbot, widget)
+    assert rles(c, range(12), 1) == before[1]
+    assert session.pending_frames == []
+    assert_layers_match_results(c)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewer.window.resize(1400, 900)
+    viewer.screenshot(str(ARTIFACTS / "workflow.png"), canvas_only=False, flash=False)
+
+    # Save, close, open the session folder again, and go on where it stopped.
+    widget.folder.value = tmp_path / "shapes.session"
+    assert widget.save_session() == tmp_path / "shapes.session"
+    saved = {o: rles(c, session.results.frames_of(o), o) for o in (1, 2)}
+    names = dict(c.objects)
+    viewer.close()
+
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / "shapes.session"), plugin=PLUGIN)
+    assert [layer.name for layer in layers] == ["shapes", PROMPTS_LAYER, MASKS_LAYER,
+                                                BOXES_LAYER]  # fmt: skip
+    assert len(layers[1].data) == 4
+    widget, c = start(viewer, qtbot, random_checkpoint)
+    assert c.objects == names
+    assert {o: rles(c, c.session.results.frames_of(o), o) for o in (1, 2)} == saved
+    assert len(c.prompts_layer.data) == 4
+    assert sorted(c.session._state["obj_ids"]) == [1, 2]
+    wait_previews(qtbot, c)
+    assert c.session.pending_frames == []
+    viewer.dims.set_current_step(0, 14)
+    c.add_point(60, 100)
+    wait_previews(qtbot, c)
+    assert c.session.pending_frames == [14]
+    propagate(qtbot, widget)
+    assert rles(c, range(14), 1) == {f: saved[1][f] for f in range(14)}
+    assert_layers_match_results(c)
+
+
+def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    produced = []
+
+    def on_frame(item):
+        if item[0] == "frame":
+            produced.append(item[1])
+            if len(produced) == 3:
+                widget.cancel.clicked()
+
+    worker = widget.run_propagation()
+    worker.yielded.connect(on_frame)
+    assert widget.cancel.enabled and not widget.propagate.enabled
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        pass
+    assert 3 <= len(produced) <= 4
+    assert c.session.results.frames() == sorted(produced)
+    assert widget.propagate.enabled
+    propagate(qtbot, widget)  # the session goes on
+    assert c.session.results.frames() == list(range(N_FRAMES))
+
+
+def test_viewer_stays_responsive_while_propagating(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from qtpy.QtCore import QElapsedTimer, QTimer
+
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    clock, gaps, last = QElapsedTimer(), [], [0]
+    clock.start()
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    worker = widget.run_propagation()
+    last[0] = clock.elapsed()
+    timer.start()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        pass
+    timer.stop()
+    assert len(gaps) > 20
+    assert max(gaps) < 100, f"the event loop stalled for {max(gaps)} ms"
+
+
+def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+    layer = c.prompts_layer
+    # As a script or a pasted CSV would: set the data and features directly.
+    layer.data = np.array([[3, 60, 40], [3, 70, 50], [5, 20, 20]], float)
+    layer.features = {"label": [1, 0, 1], "obj_id": [1, 1, 2]}
+    wait_previews(qtbot, c)
+    assert c.session.prompts.frames() == [3, 5]
+    assert c.session.prompts.get(3, 1).labels.tolist() == [1, 0]
+    assert sorted(c.session.results.frames()) == [3, 5]
+    layer.selected_data = {2}
+    layer.remove_selected()
+    wait_previews(qtbot, c)
+    assert c.session.prompts.frames() == [3]
+    assert c.session.results.get(5, 2) is None
+    np.testing.assert_array_equal(c.masks_layer.data[5], 0)
+
+
+def test_paint_edits_become_the_truth_and_can_prompt_sam2(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=4)
+    labels = c.masks_layer
+    viewer.dims.set_current_step(0, 2)
+    labels.brush_size = 5
+    labels.paint((2, 100, 150), 1)  # a stroke far from anything SAM 2 found
+    mask = c.session.results.get(2, 1).mask
+    assert mask[100, 150]
+    x, y, w, h = c.session.results.get(2, 1).box
+    assert x + w - 1 >= 150 and y + h - 1 >= 100
+    features = c.boxes_layer.features
+    assert ((features["frame"] == 2) & (features["obj_id"] == 1)).any()
+    widget.mask_prompt.clicked()
+    wait_previews(qtbot, c)
+    assert 2 in c.session._state["mask_inputs_per_obj"][0]
+
+
+def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    c.new_object()
+    c.add_point(90, 120)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
+    widget.object.value = 2
+    widget.delete_object.clicked()
+    assert c.session.results.object_ids() == [1]
+    assert set(c.boxes_layer.features["obj_id"]) == {1}
+    assert set(c.prompts_layer.features["obj_id"]) == {1}
+    assert all(2 not in np.unique(c.masks_layer.data[f]) for f in range(4))
+
+
+def test_review_jumps_to_frames_without_a_mask(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    results = c.session.results
+    good = np.zeros((120, 160), bool)
+    good[10:20, 10:20] = True
+    for frame in range(10):
+        results.set(frame, 1, good if frame != 6 else np.zeros_like(good), score=0.9)
+    results.set(3, 1, good, score=0.2)
+    viewer.dims.set_current_step(0, 0)
+    widget.next_problem.clicked()
+    assert viewer.dims.current_step[0] == 3
+    widget.next_problem.clicked()
+    assert viewer.dims.current_step[0] == 6
+    widget.previous_problem.clicked()
+    assert viewer.dims.current_step[0] == 3
+
+
+def test_autosave_after_propagation_is_offered_back_on_the_next_open(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
+    saved = rles(c, range(4), 1)
+    assert list((tmp_path / "autosave").iterdir())
+    viewer.close()  # as if napari had crashed after the propagation
+
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    assert rles(c, range(4), 1) == saved
+    assert c.session.prompts.frames() == [0]
+
+
+def test_closing_napari_autosaves_prompts_not_yet_propagated(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 2)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    viewer.close()
+
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+    assert c.session.prompts.frames() == [2]
+    assert c.session.pending_frames == [2]
+    assert len(c.prompts_layer.data) == 1
+
+
+def test_export_from_the_widget_and_save_layers_through_the_writers(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
+):
+    from pycocotools.coco import COCO
+
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
+    widget.export_format.value = "coco"
+    widget.export_to.value = tmp_path / "coco.json"
+    worker = widget.run_export()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        pass
+    coco = COCO(str(tmp_path / "coco.json"))
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        stored = c.session.results.get(ann["image_id"] - 1, ann["track_id"])
+        np.testing.assert_array_equal(coco.annToMask(ann).astype(bool), stored.mask)
+
+    # File > Save Layers offers this plugin's writers for the masks and the boxes.
+    viewer.layers.selection = {c.boxes_layer}
+    viewer.layers.save(str(tmp_path / "boxes.csv"), selected=True, plugin=PLUGIN)
+    lines = (tmp_path / "boxes.csv").read_text().splitlines()
+    assert len(lines) - 1 == sum(len(c.session.results.boxes(f)) for f in range(4))
+    viewer.layers.selection = {c.masks_layer}
+    viewer.layers.save(str(tmp_path / "davis"), selected=True, plugin=PLUGIN)
+    assert len(list((tmp_path / "davis").glob("*.png"))) == N_FRAMES
