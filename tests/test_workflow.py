@@ -388,3 +388,48 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
     viewer.layers.selection = {c.masks_layer}
     viewer.layers.save(str(tmp_path / "davis"), selected=True, plugin=PLUGIN)
     assert len(list((tmp_path / "davis").glob("*.png"))) == N_FRAMES
+
+
+def test_rapid_edits_coalesce_into_one_run_for_the_newest_points(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+    calls = []
+    real = c.session.set_prompt
+
+    def counting(frame, obj_id, points, *args, **kwargs):
+        calls.append(len(points))
+        return real(frame, obj_id, points, *args, **kwargs)
+
+    c.session.set_prompt = counting
+    viewer.dims.set_current_step(0, 0)
+    for i in range(8):
+        c.add_point(20 + 5 * i, 30)
+    wait_previews(qtbot, c)
+    assert calls[-1] == 8  # the newest state reached SAM 2
+    assert len(calls) < 8  # and stale intermediate states were skipped
+    assert len(c.session.prompts.get(0, 1).points) == 8
+
+
+def test_keys_switch_objects_and_toggle_the_click_label(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    bindings = {str(key): action for key, action in c.prompts_layer.keymap.items()}
+
+    def press(key):
+        bindings[key](c.prompts_layer)
+
+    press("N")
+    press("N")
+    assert c.current_object == 3 and widget.object.value == 3
+    press(",")
+    assert c.current_object == 2 and widget.object.value == 2
+    press(".")
+    press(".")
+    assert c.current_object == 1
+    press("T")
+    assert c.prompts_layer.feature_defaults["label"][0] == NEGATIVE
+    assert c.prompts_layer.feature_defaults["obj_id"][0] == 1

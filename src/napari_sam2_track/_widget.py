@@ -34,7 +34,7 @@ HELP = (
     "<b>Prompting</b>: select the SAM2 prompts layer in pan/zoom mode and click: "
     "left = on the object, right or Ctrl+click = not on it. Points added, moved or "
     "deleted with napari's own tools count too. Keys on the prompts layer: N new "
-    "object, T toggle on/not on."
+    "object, comma/period previous/next object, T toggle on/not on."
 )
 
 
@@ -253,6 +253,9 @@ class TrackerWidget(Container):
         with self.object.changed.blocked():
             self.object.choices = choices
             self.object.value = c.current_object
+        # The object's colour, as in the masks layer and on its prompt points.
+        red, green, blue = (int(v * 255) for v in c.object_color(c.current_object)[:3])
+        self.object.native.setStyleSheet(f"border-left: 8px solid rgb({red},{green},{blue});")
         info = c.objects[c.current_object]
         with self.object_name.changed.blocked(), self.object_class.changed.blocked():
             self.object_name.value, self.object_class.value = info.name, info.category

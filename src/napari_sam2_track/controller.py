@@ -97,7 +97,11 @@ class TrackerController:
         self.prompts_layer.events.features.connect(self._sync_prompts)
         self.prompts_layer.mouse_drag_callbacks.append(self._on_click)
         self.masks_layer.events.paint.connect(self._on_paint)
-        for key, action in (("n", self.new_object), ("t", self.toggle_label)):
+        keys = {
+            "n": self.new_object, "t": self.toggle_label,
+            ".": lambda: self.cycle_object(1), ",": lambda: self.cycle_object(-1),
+        }  # fmt: skip
+        for key, action in keys.items():
             self.prompts_layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
         self.load_prompt_points()
         self.rebuild_boxes()
@@ -153,6 +157,13 @@ class TrackerController:
         self.masks_layer.selected_label = obj_id
         self._set_feature_defaults()
         self.objects_changed.emit()
+
+    def cycle_object(self, step: int) -> int:
+        """Make the next (step 1) or previous (step -1) object the current one."""
+        ids = sorted(self.objects)
+        position = ids.index(self.current_object) if self.current_object in ids else 0
+        self.select_object(ids[(position + step) % len(ids)])
+        return self.current_object
 
     def toggle_label(self) -> int:
         self.current_label = NEGATIVE if self.current_label == POSITIVE else POSITIVE
