@@ -433,3 +433,35 @@ def test_keys_switch_objects_and_toggle_the_click_label(
     press("T")
     assert c.prompts_layer.feature_defaults["label"][0] == NEGATIVE
     assert c.prompts_layer.feature_defaults["obj_id"][0] == 1
+
+
+def test_a_session_of_the_sample_video_reopens_on_the_sample(
+    make_napari_viewer, qtbot, random_checkpoint, tmp_path
+):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "synthetic")
+    widget, c = start(viewer, qtbot, random_checkpoint)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(100, 100)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=2)
+    widget.folder.value = tmp_path / "sample.session"
+    widget.save_session()
+    saved = rles(c, range(3), 1)
+    viewer.close()
+
+    viewer = make_napari_viewer()
+    assert viewer.open(str(tmp_path / "sample.session"), plugin=PLUGIN) == []  # no file
+    viewer.open_sample(PLUGIN, "synthetic")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
+    widget.folder.value = tmp_path / "sample.session"
+    widget.open_session()
+    widget.checkpoint.value = random_checkpoint
+    widget.image_size.value = 128
+    widget.device.value = "cpu"
+    widget.start_tracking()
+    qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
+    c = widget.controller
+    assert c.folder == tmp_path / "sample.session"
+    assert rles(c, range(3), 1) == saved
+    assert c.session.prompts.frames() == [0]

@@ -298,11 +298,33 @@ class TrackerWidget(Container):
         return path
 
     def open_session(self) -> None:
-        """Open the session folder in the Session field (video and all its layers)."""
+        """Open the session folder in the Session field.
+
+        If it belongs to the chosen video (a sample or any layer without a file, too),
+        tracking that video continues the session; otherwise the folder opens with its
+        own video and layers.
+        """
+        from .session_io import SESSION_KEY
+        from .store import StoreError, load_session
+        from .video_ref import VideoRef
+
         folder = self.folder.value
         if not folder or not Path(folder, "session.json").is_file():
             show_warning("Choose a session folder (one holding session.json) to open.")
             return
+        layer = self.video_layer.value
+        if self.controller is None and layer is not None and layer.ndim >= 3:
+            try:
+                stored = load_session(folder)
+            except StoreError as exc:
+                show_warning(f"Could not open the session: {exc}")
+                return
+            video = VideoRef.from_source(layer.data, layer.metadata.get("source_path"))
+            if stored.video.mismatch(video) is None:
+                layer.metadata[SESSION_KEY] = str(folder)
+                show_info(f"{Path(folder).name} belongs to {layer.name}: Start tracking "
+                          "continues it.")  # fmt: skip
+                return
         self._viewer.open(str(folder), plugin="napari-sam2-track")
 
     def run_export(self):

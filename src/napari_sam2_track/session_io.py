@@ -28,8 +28,8 @@ def session_layer_data(folder: str | Path) -> list[tuple]:
     path = annotation.video.path
     if not path or not Path(path).exists():
         raise StoreError(
-            f"the video of this session ({path or 'not recorded'}) is not there; "
-            "put it back or open the video and then this folder from the widget."
+            f"the video of this session ({path or 'not a file'}) is not there; open the "
+            "video, choose it in the SAM 2 Tracker and open this folder there."
         )
     frames = open_video(path)
     problem = annotation.video.mismatch(VideoRef.from_source(frames))
