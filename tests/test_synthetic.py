@@ -32,3 +32,24 @@ def test_default_video_has_moving_objects_that_occlude_each_other():
     # The pixels the labels give an object are drawn in that object's texture.
     frame0, labels0 = video.frames[0].astype(int), video.labels[0]
     assert np.abs(frame0[labels0 == 1].mean(0) - frame0[labels0 == 0].mean(0)).sum() > 20
+
+
+def test_objects_can_leave_come_back_and_deform():
+    video = make_synthetic_video(n_frames=60, height=96, width=128, n_objects=4, seed=5,
+                                 deform=0.25, leave=True)  # fmt: skip
+    area = video.full_masks.sum(axis=(2, 3))  # (objects, frames)
+    gone_and_back = [
+        obj for obj in range(video.n_objects)
+        if any(area[obj, t] == 0 and area[obj, :t].any() and area[obj, t:].any()
+               for t in range(60))
+    ]  # fmt: skip
+    assert gone_and_back, "no object leaves the frame and comes back"
+    # Away from the borders a rigid shape keeps its area; a deforming one does not.
+    inside = video.full_masks[:, :, 0].sum(-1) + video.full_masks[:, :, -1].sum(-1) == 0
+    inside &= video.full_masks[:, :, :, 0].sum(-1) + video.full_masks[:, :, :, -1].sum(-1) == 0
+    inside &= area > 0
+    spread = [np.ptp(area[obj][inside[obj]]) / area[obj][inside[obj]].mean()
+              for obj in range(video.n_objects) if inside[obj].sum() > 5]  # fmt: skip
+    assert spread and max(spread) > 0.3
+    rigid = make_synthetic_video(n_frames=30, height=96, width=128, n_objects=1, seed=5)
+    assert np.ptp(rigid.full_masks[0].sum(axis=(1, 2))) < 0.1 * rigid.full_masks[0, 0].sum()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 SHAPE_KINDS = ("disc", "square", "triangle", "ellipse")
+# Layer metadata key marking a video made here, which the bundled model was trained on.
+SYNTHETIC_KEY = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,11 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return np.clip(rgb * 255, 0, 255).astype(np.uint8)
 
 
-def _shape_mask(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float):
-    dy, dx = yy - cy, xx - cx
+def _shape_mask(
+    kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float, stretch=1.0
+):
+    # ``stretch`` > 1 makes the shape taller and narrower at the same area.
+    dy, dx = (yy - cy) / stretch, (xx - cx) * stretch
     if kind == "disc":
         return dy * dy + dx * dx <= r * r
     if kind == "square":
@@ -77,11 +82,16 @@ def make_synthetic_video(
     n_objects: int = 4,
     seed: int = 0,
     fps: float = 15.0,
+    deform: float = 0.0,
+    leave: bool = False,
 ) -> SyntheticVideo:
     """Generate a textured background with ``n_objects`` shapes that move and occlude.
 
-    Objects bounce off the borders with constant speed; later objects are drawn on top
-    of earlier ones, so paths that cross produce occlusions.
+    Objects move with constant speed and bounce off the borders, or with ``leave`` they
+    cross the borders, are gone for a while and come back in on the opposite side. Later
+    objects are drawn on top of earlier ones, so paths that cross produce occlusions.
+    ``deform`` > 0 makes each shape swell, shrink and stretch over time by up to that
+    fraction of its size.
     """
     if n_objects < 1 or n_objects > len(SHAPE_KINDS) * 4:
         raise ValueError(f"n_objects must be between 1 and {len(SHAPE_KINDS) * 4}.")
@@ -102,6 +112,12 @@ def make_synthetic_video(
         for _ in range(n_objects)
     ]
     kinds = [SHAPE_KINDS[i % len(SHAPE_KINDS)] for i in range(n_objects)]
+    # Drawn only when asked for, so videos without these options stay as they were.
+    if deform > 0:
+        period = rng.uniform(12, 30, size=(2, n_objects))
+        phase = rng.uniform(0, 2 * np.pi, size=(2, n_objects))
+    # With ``leave``, positions wrap around a margin wide enough for a shape to vanish.
+    margin = 2.2 * radius * (1 + deform)
 
     frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
     labels = np.zeros((n_frames, height, width), dtype=np.uint8)
@@ -109,16 +125,39 @@ def make_synthetic_video(
     for t in range(n_frames):
         frame = background.copy()
         for i in range(n_objects):
-            mask = _shape_mask(kinds[i], yy, xx, pos[i, 0], pos[i, 1], radius[i])
+            r, stretch = radius[i], 1.0
+            if deform > 0:
+                wave = np.sin(2 * np.pi * t / period[:, i] + phase[:, i])
+                r, stretch = r * (1 + deform * wave[0]), 1 + deform * wave[1]
+            mask = _shape_mask(kinds[i], yy, xx, pos[i, 0], pos[i, 1], r, stretch)
             full_masks[i, t] = mask
             frame[mask] = (textures[i][mask] * 255).astype(np.uint8)
             labels[t][mask] = i + 1
         frames[t] = frame
         pos += vel
         for axis, limit in ((0, height), (1, width)):
+            if leave:
+                span = limit + 2 * margin
+                pos[:, axis] = (pos[:, axis] + margin) % span - margin
+                continue
             low, high = pos[:, axis] < radius, pos[:, axis] > limit - radius
             vel[low | high, axis] *= -1
             pos[:, axis] = np.clip(pos[:, axis], radius, limit - radius)
 
     names = tuple(f"{kind} {i + 1}" for i, kind in enumerate(kinds))
     return SyntheticVideo(frames, labels, full_masks, fps, names)
+
+
+def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean masks; 1.0 when both are empty."""
+    union = np.logical_or(pred, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union)
+
+
+def deepest_point(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of the pixel of ``mask`` farthest from its border: where a person clicks."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return float(x), float(y)
