@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sam2_track import models
 from napari_sam2_track.video import VideoFrames
 
 from conftest import counting_frames, write_video
@@ -94,16 +95,22 @@ def test_sample_video_loads_through_napari(make_napari_viewer):
     assert layer.data.dtype == np.uint8
 
 
-def test_dock_widget_follows_the_image_layers(make_napari_viewer, tmp_path):
+def test_dock_widget_follows_the_image_layers(make_napari_viewer, tmp_path, monkeypatch):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "no-checkpoints"))
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
     assert widget.video_layer.value is None
     viewer.open_sample(PLUGIN, "synthetic")
     assert widget.video_layer.value is viewer.layers["synthetic shapes"]
     assert "60 frames of 480×360" in widget.video_info.value
+    # Nothing cached: the sample gets the bundled model at the size it was trained at.
+    assert (widget.model.value, widget.image_size.value) == (models.SYNTHETIC_MODEL, 128)
     video = viewer.open(write_video(tmp_path / "clip.mp4", counting_frames(8)), plugin=PLUGIN)[0]
     viewer.add_points(np.zeros((0, 3)))
     assert widget.video_layer.value is video
     assert [c.name for c in widget.video_layer.choices] == ["synthetic shapes", "clip"]
+    # ... which is not for real footage.
+    assert (widget.model.value, widget.image_size.value) == (models.DEFAULT_MODEL, 1024)
     viewer.layers.remove(video)
     assert widget.video_layer.value is viewer.layers["synthetic shapes"]
+    assert widget.model.value == models.SYNTHETIC_MODEL

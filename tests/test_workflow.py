@@ -14,10 +14,13 @@ import pytest
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
+from napari_sam2_track import models
 from napari_sam2_track.controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
 from napari_sam2_track.layer_data import corners_to_box
 from napari_sam2_track.prompts import NEGATIVE
-from napari_sam2_track.synthetic import make_synthetic_video
+from napari_sam2_track.results import mask_to_box
+from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import mask_iou as iou
 
 from conftest import write_video
 
@@ -25,11 +28,15 @@ PLUGIN = "napari-sam2-track"
 N_FRAMES = 16
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 WAIT_MS = 120_000
+# In the sample (make_synthetic_video's defaults), shape 2 is in plain sight on these frames.
+SAMPLE_SHAPE, SAMPLE_FRAMES = 2, 12
 
 
 @pytest.fixture(autouse=True)
 def autosave_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SAM2_TRACK_AUTOSAVE", str(tmp_path / "autosave"))
+    # No official checkpoint cached, as on a fresh or offline machine.
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "checkpoints"))
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +46,15 @@ def video_file(tmp_path_factory):
 
 
 def start(viewer, qtbot, checkpoint, path=None):
-    """Dock the widget and start tracking the newest video layer."""
+    """Dock the widget and start tracking the newest video layer: with ``checkpoint``
+    on SAM 2.1 tiny at 128 px, without one on the model the widget offers."""
     if path is not None:
         viewer.open(str(path), plugin=PLUGIN)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
-    widget.checkpoint.value = checkpoint
-    widget.image_size.value = 128
+    if checkpoint is not None:
+        widget.model.value = models.DEFAULT_MODEL
+        widget.checkpoint.value = checkpoint
+        widget.image_size.value = 128
     widget.device.value = "cpu"
     widget.start_tracking()
     qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
@@ -435,12 +445,61 @@ def test_keys_switch_objects_and_toggle_the_click_label(
     assert c.prompts_layer.feature_defaults["obj_id"][0] == 1
 
 
-def test_a_session_of_the_sample_video_reopens_on_the_sample(
-    make_napari_viewer, qtbot, random_checkpoint, tmp_path
-):
+def track_sample_shape(viewer, qtbot):
+    """Open the sample with no checkpoint cached, click shape SAMPLE_SHAPE on frame 0 and
+    propagate over SAMPLE_FRAMES frames; the widget, its controller and the ground truth."""
+    viewer.open_sample(PLUGIN, "synthetic")
+    widget, c = start(viewer, qtbot, None)
+    gt = make_synthetic_video().labels[:SAMPLE_FRAMES] == SAMPLE_SHAPE  # what the sample is
+    viewer.dims.set_current_step(0, 0)
+    x, y = deepest_point(gt[0])
+    c.add_point(y, x)
+    wait_previews(qtbot, c)
+    preview = c.masks_layer.data[0] == c.current_object
+    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=SAMPLE_FRAMES - 1)
+    return widget, c, gt, preview
+
+
+def test_the_sample_tracks_offline_with_the_bundled_model(make_napari_viewer, qtbot):
+    """No checkpoint cached and no network: the widget offers the bundled model for the
+    sample, and the whole loop runs on it."""
+    viewer = make_napari_viewer()
+    widget, c, _, preview = track_sample_shape(viewer, qtbot)
+    assert (widget.model.value, widget.image_size.value) == (models.SYNTHETIC_MODEL, 128)
+    assert c.session.model.name == models.SYNTHETIC_MODEL
+    assert preview.any()
+    assert c.session.results.frames() == list(range(SAMPLE_FRAMES))
+    for frame in range(SAMPLE_FRAMES):
+        np.testing.assert_array_equal(c.masks_layer.data[frame], c.session.results.labels(frame))
+    assert set(c.boxes_layer.features["frame"]) <= set(range(SAMPLE_FRAMES))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bundled model picks the wrong one of its three masks when several shapes "
+    "are in view: preview IoU 0.29 on the sample's square (needs >= 0.8)",
+)
+def test_the_bundled_model_masks_the_sample_shape(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, c, gt, preview = track_sample_shape(viewer, qtbot)
+    assert np.array_equal(gt, make_synthetic_video().full_masks[SAMPLE_SHAPE - 1, :SAMPLE_FRAMES])
+    assert iou(preview, gt[0]) >= 0.8
+    obj = c.current_object
+    masks = np.asarray(c.masks_layer.data[:SAMPLE_FRAMES]) == obj
+    assert np.mean([iou(masks[t], gt[t]) for t in range(SAMPLE_FRAMES)]) >= 0.8
+    boxes = c.boxes_layer
+    drawn = {int(f): corners_to_box(rect) for f, o, rect in
+             zip(boxes.features["frame"], boxes.features["obj_id"], boxes.data, strict=True)
+             if o == obj}  # fmt: skip
+    close = [np.all(np.abs(np.subtract(drawn[t], mask_to_box(gt[t]))) <= 2) for t in drawn]
+    assert sorted(drawn) == list(range(SAMPLE_FRAMES)) and np.mean(close) >= 0.9
+
+
+def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer, qtbot,
+                                                             tmp_path):  # fmt: skip
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "synthetic")
-    widget, c = start(viewer, qtbot, random_checkpoint)
+    widget, c = start(viewer, qtbot, None)
     viewer.dims.set_current_step(0, 0)
     c.add_point(100, 100)
     wait_previews(qtbot, c)
@@ -456,8 +515,6 @@ def test_a_session_of_the_sample_video_reopens_on_the_sample(
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
     widget.folder.value = tmp_path / "sample.session"
     widget.open_session()
-    widget.checkpoint.value = random_checkpoint
-    widget.image_size.value = 128
     widget.device.value = "cpu"
     widget.start_tracking()
     qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .synthetic import make_synthetic_video
+from .synthetic import SYNTHETIC_KEY, make_synthetic_video
 
 
 def make_sample_video() -> list[tuple]:
@@ -11,6 +11,11 @@ def make_sample_video() -> list[tuple]:
         "name": "synthetic shapes",
         "rgb": True,
         "contrast_limits": [0, 255],
-        "metadata": {"fps": video.fps, "source_path": None, "object_names": video.names},
+        "metadata": {
+            "fps": video.fps,
+            "source_path": None,
+            "object_names": video.names,
+            SYNTHETIC_KEY: True,
+        },
     }
     return [(video.frames, kwargs, "image")]

@@ -22,8 +22,9 @@ from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QApplication
 
-from .models import DEFAULT_MODEL, MODELS
+from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
 from .prompts import NEGATIVE, POSITIVE
+from .synthetic import SYNTHETIC_KEY
 
 if TYPE_CHECKING:
     import napari
@@ -62,6 +63,7 @@ class TrackerWidget(Container):
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         napari_viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
+        self._suggest_model(self.video_layer.value)
         self._update_enabled()
 
     # ------------------------------------------------------------------ layout
@@ -115,6 +117,8 @@ class TrackerWidget(Container):
         ])  # fmt: skip
         self[-1].native.setWordWrap(True)
         self.video_layer.changed.connect(self._show_video_info)
+        self.video_layer.changed.connect(self._suggest_model)
+        self.model.changed.connect(self._on_model_chosen)
         self.start.clicked.connect(self.start_tracking)
         self.object.changed.connect(self._on_object_chosen)
         self.new_object.clicked.connect(self._on_new_object)
@@ -171,6 +175,19 @@ class TrackerWidget(Container):
             for spin in (self.first_frame, self.last_frame):
                 spin.max = last
             self.last_frame.value = last
+
+    def _suggest_model(self, layer=None) -> None:
+        """The bundled miniature model for synthetic videos when no official checkpoint
+        is cached (so the sample works offline), and never for real footage."""
+        if self.controller is not None or layer is None:
+            return
+        if layer.metadata.get(SYNTHETIC_KEY):
+            self.model.value = model_for_synthetic_video()
+        elif self.model.value == SYNTHETIC_MODEL:
+            self.model.value = DEFAULT_MODEL
+
+    def _on_model_chosen(self, name: str) -> None:
+        self.image_size.value = MODELS[name].image_size
 
     # --------------------------------------------------------------- tracking
 
