@@ -12,7 +12,11 @@ import pytest
 from napari_sam2_track import models
 from napari_sam2_track.engine import TrackingSession
 from napari_sam2_track.results import mask_to_box
-from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import (
+    correction_click,
+    deepest_point,
+    make_synthetic_video,
+)
 from napari_sam2_track.synthetic import mask_iou as iou
 
 HEIGHT, WIDTH = 120, 160
@@ -27,7 +31,7 @@ CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 200, 16, 1
 def mini():
     from napari_sam2_track.predictor import build_model
 
-    return build_model("mini-synthetic", device="cpu")
+    return build_model(models.SYNTHETIC_MODEL, device="cpu")
 
 
 def tracked_masks(session: TrackingSession, obj: int) -> np.ndarray:
@@ -43,13 +47,13 @@ def run(session: TrackingSession) -> None:
 
 def test_bundled_model_needs_no_download(tmp_path, monkeypatch):
     monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "empty-cache"))
-    spec = models.get_model("mini-synthetic")
+    spec = models.get_model(models.SYNTHETIC_MODEL)
     assert spec.bundled and "not for real footage" in spec.description
     path = models.ensure_checkpoint(spec)
     assert path == models.BUNDLED_DIR / "mini_synthetic.pt"
     assert 0 < path.stat().st_size < 20 * 2**20
     assert (models.BUNDLED_DIR / spec.config).is_file()
-    row = {r["name"]: r for r in models.list_models()}["mini-synthetic"]
+    row = {r["name"]: r for r in models.list_models()}[models.SYNTHETIC_MODEL]
     assert row["cached"] is True and row["path"] == path
     assert not (tmp_path / "empty-cache").exists()
 
@@ -122,10 +126,8 @@ def test_correction_improves_later_frames(mini):
     lost = [t for t in range(1, len(gt) - 1) if scores[t] < 0.5]
     assert lost, "the object was never lost, so there is nothing to correct"
     frame = lost[0]
-    missed, extra = gt[frame] & ~before[frame], before[frame] & ~gt[frame]
-    positive = missed.sum() >= extra.sum()
-    point = deepest_point(missed if positive else extra)
-    session.set_prompt(frame, obj, points=[point], labels=[int(positive)])
+    point, label = correction_click(gt[frame], before[frame])
+    session.set_prompt(frame, obj, points=[point], labels=[label])
     run(session)
     after = tracked_masks(session, obj)
     later = range(frame + 1, len(gt))

@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam2_track.engine import TrackingSession
-from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import (
+    correction_click,
+    deepest_point,
+    make_synthetic_video,
+)
 from napari_sam2_track.synthetic import mask_iou as iou
 
 HEIGHT, WIDTH, N_FRAMES = 120, 160, 24
@@ -32,13 +36,6 @@ SINGLE_SEEDS = range(100, 116)
 OCCLUSION_SEEDS = range(200, 212)
 CHANGING_SEEDS = range(300, 308)
 MIN_AREA = 30  # pixels an object must show on frame 0 to be clicked
-
-
-def correction(gt: np.ndarray, pred: np.ndarray) -> tuple[tuple[float, float], int]:
-    """A click in the middle of the larger error: positive on a miss, else negative."""
-    missed, extra = gt & ~pred, pred & ~gt
-    positive = missed.sum() >= extra.sum()
-    return deepest_point(missed if positive else extra), int(positive)
 
 
 def track(session: TrackingSession) -> dict[int, np.ndarray]:
@@ -99,7 +96,7 @@ def main() -> None:
             if low:
                 fixes[obj] = (low[0], scores)
         for obj, (frame, _) in fixes.items():
-            point, label = correction(video.labels[frame] == obj, masks[obj][frame])
+            point, label = correction_click(video.labels[frame] == obj, masks[obj][frame])
             session.set_prompt(frame, obj, points=[point], labels=[label])
         if fixes:
             corrected = track(session)

@@ -49,7 +49,7 @@ from scipy import ndimage
 
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.models import BUNDLED_DIR
-from napari_sam2_track.synthetic import make_synthetic_video
+from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
 
 MINI_DIR = BUNDLED_DIR
 CONFIG_NAME = "mini_synthetic"
@@ -84,31 +84,26 @@ def interior_click(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, f
 
 
 def corrective_click(
-    gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator | None
+    gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator
 ) -> tuple[float, float, int] | None:
     """A click on the prediction's error: positive on a miss, negative on a false hit.
 
-    With ``rng`` None the click is the deepest point of the larger error region (what
-    evaluation uses); otherwise the error type is drawn by area and the point is either
-    that deepest point or a uniform pick inside the error.
+    The error type is drawn by area, and the point is either the middle of that error
+    (where evaluation clicks: ``synthetic.correction_click``) or a uniform pick inside it.
     """
     missed, extra = gt & ~pred, pred & ~gt
     n_missed, n_extra = int(missed.sum()), int(extra.sum())
     if n_missed + n_extra == 0:
         return None
-    if rng is None:
-        positive = n_missed >= n_extra
-    else:
-        positive = rng.random() < n_missed / (n_missed + n_extra)
+    positive = rng.random() < n_missed / (n_missed + n_extra)
     error = missed if positive else extra
-    if rng is None or rng.random() < 0.5:
-        depth = ndimage.distance_transform_edt(np.pad(error, 1))[1:-1, 1:-1]
-        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    if rng.random() < 0.5:
+        x, y = deepest_point(error)
     else:
         ys, xs = np.nonzero(error)
         i = rng.integers(len(ys))
-        y, x = ys[i], xs[i]
-    return float(x), float(y), int(positive)
+        x, y = float(xs[i]), float(ys[i])
+    return x, y, int(positive)
 
 
 # ------------------------------------------------------------------------------- data
@@ -150,7 +145,7 @@ def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size:
         index += 7_919  # a different video; keeps the sequence reproducible
     model_frames = ModelFrames(frames, image_size)
     images = torch.stack([model_frames[t] for t in range(n_frames)])
-    if max_targets == 1:
+    if max_targets == 1:  # a single draw, as the shipped model's runs were sampled
         chosen = [int(rng.choice(candidates))]
     else:
         chosen = rng.permutation(candidates)[:max_targets]
@@ -244,7 +239,7 @@ def _video_res(high_res_masks: torch.Tensor, sizes) -> list[np.ndarray]:
     return out
 
 
-def _step(model, clip_outputs, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
+def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
           output_dict, n_frames):  # fmt: skip
     current_out, sam_outputs, _, _ = model._track_step(
         frame_idx, is_init, feats, pos, sizes_feat, points, None, output_dict, n_frames,
@@ -288,7 +283,7 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
             row.append(click if click else (0.0, 0.0, -1))  # label -1: a padding point
         points = _points(clicks, sizes, image_size)
         prev = out["pred_masks"].detach().clamp(-32, 32)
-        out, multi, ious, scores = _step(model, None, t, is_init, feats, pos, feat_sizes,
+        out, multi, ious, scores = _step(model, t, is_init, feats, pos, feat_sizes,
                                          points, prev, output_dict, n_frames)  # fmt: skip
         loss, iou = frame_loss(multi, ious, scores, targets[:, t])
         return out, loss, iou
@@ -300,7 +295,7 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
         if t == 0:
             clicks = [[(*interior_click(g[0], rng), 1)] for g in gts]
             points = _points(clicks, sizes, image_size)
-            out, multi, ious, scores = _step(model, None, t, True, feats, pos, feat_sizes,
+            out, multi, ious, scores = _step(model, t, True, feats, pos, feat_sizes,
                                              points, None, output_dict, n_frames)  # fmt: skip
             loss, iou = frame_loss(multi, ious, scores, targets[:, t])
             losses.append(loss)
@@ -309,7 +304,7 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
                 losses.append(loss)
             output_dict["cond_frame_outputs"][t] = out
         else:
-            out, multi, ious, scores = _step(model, None, t, False, feats, pos, feat_sizes,
+            out, multi, ious, scores = _step(model, t, False, feats, pos, feat_sizes,
                                              None, None, output_dict, n_frames)  # fmt: skip
             loss, iou = frame_loss(multi, ious, scores, targets[:, t])
             losses.append(loss)

@@ -225,11 +225,11 @@ def ensure_checkpoint(
 
     spec = _as_spec(spec)
     if spec.bundled:
-        path = BUNDLED_DIR / spec.filename
-        if not path.is_file():
+        path = cached_checkpoint(spec)
+        if path is None:
             raise CheckpointError(
                 f"The checkpoint of {spec.name} that ships with napari-sam2-track is missing "
-                f"({path}); reinstall napari-sam2-track."
+                f"({BUNDLED_DIR / spec.filename}); reinstall napari-sam2-track."
             )
         return path
     folder = Path(cache or cache_dir()).expanduser()

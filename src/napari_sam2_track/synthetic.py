@@ -161,3 +161,11 @@ def deepest_point(mask: np.ndarray) -> tuple[float, float]:
     depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
     return float(x), float(y)
+
+
+def correction_click(truth: np.ndarray, pred: np.ndarray) -> tuple[tuple[float, float], int]:
+    """A person's fix for ``pred``: ((x, y), label) in the middle of the larger error,
+    label 1 (on the object) on a miss, 0 on a false hit."""
+    missed, extra = truth & ~pred, pred & ~truth
+    positive = missed.sum() >= extra.sum()
+    return deepest_point(missed if positive else extra), int(positive)
