@@ -17,6 +17,7 @@ from napari_sam2_track.engine import SessionBusyError, TrackingSession, new_infe
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.predictor import build_model
 from napari_sam2_track.prompts import PromptError
+from napari_sam2_track.results import ObjectMask
 from napari_sam2_track.synthetic import make_synthetic_video
 
 IMAGE_SIZE = 128
@@ -307,3 +308,65 @@ def test_restored_session_keeps_stored_masks_and_continues_from_new_prompts(mode
     assert {f: again.results.get(f, 1).rle["counts"] for f in range(N_FRAMES)} == stored
     again.set_prompt(7, 1, points=[(90, 50)], labels=[1])
     assert [f for f, _ in again.propagate()] == [7, 8, 9]
+
+
+def _spy_previous_logits(session, monkeypatch) -> list:
+    """What SAM 2's decoder gets as the previous mask logits, call by call."""
+    predictor = session.model.predictor
+    seen = []
+    original = predictor._run_single_frame_inference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["prev_sam_mask_logits"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
+    return seen
+
+
+def _as_low_res_logits(mask: np.ndarray) -> torch.Tensor:
+    size = IMAGE_SIZE // 4
+    coverage = torch.nn.functional.interpolate(
+        torch.from_numpy(mask)[None, None].float(), size=(size, size), mode="area"
+    )
+    return coverage * 20 - 10
+
+
+def test_a_correction_where_sam2_dropped_its_output_refines_the_stored_mask(model, monkeypatch):
+    video = make_synthetic_video(n_frames=30, height=64, width=80, n_objects=1)
+    session = TrackingSession(video.frames, model)
+    session.set_prompt(0, 1, points=[(30, 30)], labels=[1])
+    list(session.propagate())
+    outputs = session._state["output_dict_per_obj"][_obj_idx(session, 1)]
+    assert 2 not in outputs["non_cond_frame_outputs"]  # forgotten: the video is long
+    stored = session.results.get(2, 1).mask
+    seen = _spy_previous_logits(session, monkeypatch)
+
+    session.set_prompt(2, 1, points=[(40, 20)], labels=[0])
+
+    torch.testing.assert_close(seen[-1], _as_low_res_logits(stored))
+    temp = session._state["temp_output_dict_per_obj"][_obj_idx(session, 1)]
+    # SAM 2's output replaced the stand-in (corrected frames become conditioning frames).
+    assert "obj_ptr" in temp["cond_frame_outputs"][2]
+    # A frame SAM 2 still holds uses SAM 2's own logits, untouched.
+    session.set_prompt(29, 1, points=[(40, 20)], labels=[1])
+    torch.testing.assert_close(
+        seen[-1], outputs["non_cond_frame_outputs"][29]["pred_masks"].clamp(-32, 32)
+    )
+
+
+def test_a_correction_in_a_restored_session_refines_the_stored_mask(model, video, monkeypatch):
+    first = TrackingSession(video.frames, model)
+    first.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    square = np.zeros((120, 160), dtype=bool)
+    square[30:90, 40:120] = True  # as if painted by hand before saving
+    first.results.set(5, 1, ObjectMask.from_mask(square))
+
+    again = TrackingSession(video.frames, model)
+    again.restore(first.prompts, first.results)
+    seen = _spy_previous_logits(again, monkeypatch)
+    again.set_prompt(5, 1, points=[(60, 60)], labels=[1])
+    torch.testing.assert_close(seen[-1], _as_low_res_logits(square))
+    # A frame with nothing stored starts from the clicks alone, as in SAM 2.
+    again.set_prompt(8, 2, points=[(60, 60)], labels=[1])
+    assert seen[-1] is None

@@ -186,12 +186,13 @@ class TrackingSession:
                 _, obj_ids, masks = predictor.add_new_mask(self._state, frame, obj_id, prompt.mask)
             else:
                 has_points = len(prompt.points) > 0
-                _, obj_ids, masks = predictor.add_new_points_or_box(
-                    self._state, frame, obj_id,
-                    points=prompt.points if has_points else None,
-                    labels=prompt.labels if has_points else None,
-                    box=prompt.box, clear_old_points=True, normalize_coords=True,
-                )  # fmt: skip
+                with self._stored_mask_as_previous_logits(frame, obj_id):
+                    _, obj_ids, masks = predictor.add_new_points_or_box(
+                        self._state, frame, obj_id,
+                        points=prompt.points if has_points else None,
+                        labels=prompt.labels if has_points else None,
+                        box=prompt.box, clear_old_points=True, normalize_coords=True,
+                    )  # fmt: skip
             self.prompts.set(frame, obj_id, prompt)
             self._dirty.add(frame)
             index = list(obj_ids).index(obj_id)
@@ -199,6 +200,51 @@ class TrackingSession:
             entry = ObjectMask.from_mask(mask, self._object_score(frame, obj_id))
             self.results.set(frame, obj_id, entry)
         return entry
+
+    @contextlib.contextmanager
+    def _stored_mask_as_previous_logits(self, frame: int, obj_id: int):
+        """Let clicks on a frame refine the mask already stored there.
+
+        SAM 2 feeds an object's previous mask logits on a frame to the mask decoder with
+        new clicks, so a correction refines the mask instead of starting over. It finds
+        them only in its own outputs, which :meth:`_forget_old_memory` drops on long
+        videos and a restored session never had; there the stored mask stands in, made
+        into logits the way SAM 2 makes a mask into logits (+10 inside, -10 outside).
+        """
+        import torch
+
+        state = self._state
+        entry = self.results.get(frame, obj_id)
+        obj_idx = state["obj_id_to_idx"].get(obj_id)
+        if entry is None or obj_idx is None:
+            yield
+            return
+        outputs = state["output_dict_per_obj"][obj_idx]
+        if frame in outputs["cond_frame_outputs"] or frame in outputs["non_cond_frame_outputs"]:
+            yield
+            return
+        # Where SAM 2's add_new_points_or_box looks first for the previous output.
+        is_cond = (
+            frame not in state["frames_tracked_per_obj"][obj_idx]
+            or self.model.predictor.add_all_frames_to_correct_as_cond
+        )
+        temp = state["temp_output_dict_per_obj"][obj_idx][
+            "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
+        ]
+        if frame in temp:
+            yield
+            return
+        size = self.model.predictor.image_size // 4  # SAM 2's low-resolution masks
+        coverage = torch.nn.functional.interpolate(
+            torch.from_numpy(entry.mask)[None, None].float(), size=(size, size), mode="area"
+        )
+        placeholder = {"pred_masks": coverage * 20.0 - 10.0}
+        temp[frame] = placeholder
+        try:
+            yield
+        finally:  # SAM 2 replaced it with the new output, unless the call failed
+            if temp.get(frame) is placeholder:
+                del temp[frame]
 
     def clear_prompt(self, frame: int, obj_id: int) -> None:
         """Remove an object's prompt on a frame (and the mask that prompt gave there)."""
