@@ -55,6 +55,7 @@ def test_bundled_model_needs_no_download(tmp_path, monkeypatch):
     assert (models.BUNDLED_DIR / spec.config).is_file()
     row = {r["name"]: r for r in models.list_models()}[models.SYNTHETIC_MODEL]
     assert row["cached"] is True and row["path"] == path
+    assert row["size_bytes"] == path.stat().st_size
     assert not (tmp_path / "empty-cache").exists()
 
 

@@ -344,6 +344,9 @@ def list_models(cache: str | Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for spec in MODELS.values():
         path = cached_checkpoint(spec, cache)
-        row = {"name": spec.name, "size_bytes": spec.size_bytes, "cached": path is not None}
+        size = spec.size_bytes
+        if spec.bundled and path is not None:  # not pinned: it changes when retrained
+            size = path.stat().st_size
+        row = {"name": spec.name, "size_bytes": size, "cached": path is not None}
         rows.append({**row, "path": path, "description": spec.description})
     return rows
