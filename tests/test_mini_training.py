@@ -42,3 +42,14 @@ def test_training_is_reproducible_from_its_seed(trainer):
     for part in ("image_encoder.", "memory_attention.", "memory_encoder.", "sam_mask_decoder."):
         names = [k for k in first if k.startswith(part) and first[k].is_floating_point()]
         assert any(not torch.equal(first[k], initial[k]) for k in names), part
+
+
+def test_single_frame_training_leaves_the_memory_alone(trainer):
+    """The first stage of the recipe: clicks on single frames, as SAM 2 trains on images."""
+    torch.manual_seed(0)
+    initial = trainer.build_training_model().state_dict()
+    options = "--steps 2 --batch 2 --frames 1 --targets 2 --p-correct 0 --encoder-lr 1e-4"
+    trained = trainer.train(trainer.parse_args([*options.split(), "--weight-decay", "0.1"]))
+    moved = {k.split(".")[0] for k in trained if not torch.equal(trained[k], initial[k])}
+    assert {"image_encoder", "sam_mask_decoder", "sam_prompt_encoder"} <= moved
+    assert not moved & {"memory_attention", "memory_encoder", "obj_ptr_proj"}

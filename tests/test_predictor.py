@@ -71,6 +71,15 @@ def test_predictor_is_built_for_corrections_at_the_asked_image_size():
     assert predictor.add_all_frames_to_correct_as_cond
     assert type(predictor).__name__ == "SAM2VideoPredictor"
     assert not predictor.training
+    # SAM 2's fallback to its three candidate masks when the single one is unstable.
+    assert predictor.sam_mask_decoder.dynamic_multimask_via_stability
+
+
+def test_a_single_mask_model_keeps_to_its_one_mask():
+    """The bundled model never learned the three candidates SAM 2 would fall back on."""
+    predictor = build_model("mini-synthetic", device="cpu").predictor
+    assert not predictor.multimask_output_in_sam
+    assert not predictor.sam_mask_decoder.dynamic_multimask_via_stability
 
 
 def test_local_checkpoint_file_loads_into_the_model(tmp_path):

@@ -7,29 +7,32 @@ textured shapes over a textured background that move, occlude each other, and (i
 clips) swell, shrink and stretch, or leave the frame and come back.
 
 Training follows SAM 2's recipe in miniature. Each step takes a batch of short clips
-and one object of each (``--targets N``: up to N objects of a clip tracked together,
-sharing the image features, as SAM 2 trains). The first frame is a conditioning frame
+and up to ``--targets`` objects of each, tracked together and sharing the image features,
+so only the click tells one from another. The first frame is a conditioning frame
 prompted with a click inside the object (sometimes followed by corrective clicks on the
 error of the previous prediction, fed together with that prediction's logits); the
 other frames are tracked with SAM 2's own ``track_step`` and memory bank, and with some
 probability one later frame gets a corrective click after it was tracked, as a person
-fixing a drift would. The loss is SAM 2's: focal (x20) + dice on the best of the
-multimask outputs, L1 on the predicted IoU of every output, and binary cross-entropy on
-the object score. ``--shape-changes`` adds clips whose shapes deform or leave the frame
-and come back.
+fixing a drift would. The loss is SAM 2's: focal (x20) + dice on the mask (the best one
+where the model gives several), L1 on the predicted IoU, and binary cross-entropy on the
+object score. ``--shape-changes`` adds clips whose shapes deform or leave the frame and
+come back. As in SAM 2's own training, the image encoder learns more slowly than the
+rest (``--encoder-lr``) and weights decay by 0.1: left to grow, the image features come
+to drown out the prompt tokens in the mask decoder, and the model learns to segment
+whatever stands out whatever the click says.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
-The shipped checkpoint came from three runs on 2 CPU cores (no GPU), about 45 minutes
-in all: 2,800 steps from random weights, then 500 and 1,000 steps from the previous
-weights with a faster-learning IoU prediction head:
+The shipped checkpoint came from two runs on 2 CPU cores (no GPU), about 45 minutes in
+all: single frames first, as SAM 2 trains on images, to learn what a click means; then
+six-frame clips, to learn to track:
 
-    python tools/train_mini_sam2.py --out stage1.pt
-    python tools/train_mini_sam2.py --init stage1.pt --steps 500 --lr 2e-4 \
-        --iou-head-lr 3e-3 --seed 1 --out stage2.pt
-    python tools/train_mini_sam2.py --init stage2.pt --steps 1000 --lr 3e-4 \
-        --iou-head-lr 1e-3 --seed 2 --out src/napari_sam2_track/mini/mini_synthetic.pt
+    python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 2000 \
+        --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 --out stage1.pt
+    python tools/train_mini_sam2.py --init stage1.pt --frames 6 --batch 4 --targets 3 \
+        --shape-changes --steps 2400 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
+        --seed 1 --out src/napari_sam2_track/mini/mini_synthetic.pt
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
@@ -272,7 +275,9 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
     _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(backbone_out)
     output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     n_corrections = int(rng.choice([0, 0, 1, 2]))
-    correct_frame = int(rng.integers(1, n_frames)) if rng.random() < args.p_correct else -1
+    correct_frame = -1
+    if n_frames > 1 and rng.random() < args.p_correct:
+        correct_frame = int(rng.integers(1, n_frames))
 
     def correct(out, clicks, t, feats, pos, is_init):
         """Add a click on each clip's error to ``clicks`` and run frame t again with them
@@ -316,7 +321,8 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
                 output_dict["non_cond_frame_outputs"][t] = out
         ious_seen.append(iou)
     total = torch.stack(losses).mean()
-    return total, float(np.mean(ious_seen[1:])), ious_seen[0]
+    tracked = float(np.mean(ious_seen[1:])) if n_frames > 1 else float("nan")
+    return total, tracked, ious_seen[0]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -332,6 +338,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--iou-head-lr", type=float, default=None, help="IoU prediction head's (default: --lr)"
     )
+    parser.add_argument(
+        "--encoder-lr", type=float, default=None, help="image encoder's (default: --lr)"
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--p-correct", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
@@ -358,7 +368,9 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         lr = args.lr
         if args.iou_head_lr is not None and "iou_prediction_head" in name:
             lr = args.iou_head_lr
-        decay = 0.01 if param.ndim > 1 and "pos" not in name else 0.0
+        if args.encoder_lr is not None and name.startswith("image_encoder."):
+            lr = args.encoder_lr
+        decay = args.weight_decay if param.ndim > 1 and "pos" not in name else 0.0
         groups.setdefault((lr, decay), []).append(param)
     optimizer = torch.optim.AdamW(
         [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]

@@ -50,6 +50,9 @@ class ModelSpec:
     description: str
     bundled: bool = False  # config and checkpoint ship in BUNDLED_DIR: nothing to download
     image_size: int = 1024  # the frame size the model was trained at
+    # Trained with SAM 2's three candidate masks, which SAM 2 falls back on when its
+    # single mask looks unstable; a model trained for one mask has only that one.
+    multimask: bool = True
 
     @property
     def filename(self) -> str:
@@ -84,7 +87,7 @@ def _registry() -> dict[str, ModelSpec]:
     )
     url = (BUNDLED_DIR / "mini_synthetic.pt").as_uri()
     specs.append(ModelSpec(SYNTHETIC_MODEL, "mini_synthetic.yaml", url, None, None, text,
-                           bundled=True, image_size=128))  # fmt: skip
+                           bundled=True, image_size=128, multimask=False))  # fmt: skip
     return {spec.name: spec for spec in specs}
 
 

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     import torch
 
 # What sam2.build_sam.build_sam2_video_predictor applies on top of the configs.
-_SAM2_POSTPROCESSING = [
+_SAM2_POSTPROCESSING = ["++model.binarize_mask_from_pts_for_mem_enc=true"]
+# Where the single mask is unstable, take the best of the three candidates instead.
+_SAM2_MULTIMASK_FALLBACK = [
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-    "++model.binarize_mask_from_pts_for_mem_enc=true",
 ]
 
 
@@ -194,6 +195,7 @@ def build_model(
         # conditioning frames, so the next propagation silently overwrites it.
         "++model.add_all_frames_to_correct_as_cond=true",
         *_SAM2_POSTPROCESSING,
+        *(_SAM2_MULTIMASK_FALLBACK if spec.multimask else []),
     ]
     if image_size is not None:
         overrides.append(f"++model.image_size={image_size}")
