@@ -213,25 +213,9 @@ class TrackingSession:
         """
         import torch
 
-        state = self._state
         entry = self.results.get(frame, obj_id)
-        obj_idx = state["obj_id_to_idx"].get(obj_id)
-        if entry is None or obj_idx is None:
-            yield
-            return
-        outputs = state["output_dict_per_obj"][obj_idx]
-        if frame in outputs["cond_frame_outputs"] or frame in outputs["non_cond_frame_outputs"]:
-            yield
-            return
-        # Where SAM 2's add_new_points_or_box looks first for the previous output.
-        is_cond = (
-            frame not in state["frames_tracked_per_obj"][obj_idx]
-            or self.model.predictor.add_all_frames_to_correct_as_cond
-        )
-        temp = state["temp_output_dict_per_obj"][obj_idx][
-            "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
-        ]
-        if frame in temp:
+        slot = None if entry is None else self._empty_previous_output_slot(frame, obj_id)
+        if slot is None:
             yield
             return
         size = self.model.predictor.image_size // 4  # SAM 2's low-resolution masks
@@ -239,12 +223,32 @@ class TrackingSession:
             torch.from_numpy(entry.mask)[None, None].float(), size=(size, size), mode="area"
         )
         placeholder = {"pred_masks": coverage * 20.0 - 10.0}
-        temp[frame] = placeholder
+        slot[frame] = placeholder
         try:
             yield
         finally:  # SAM 2 replaced it with the new output, unless the call failed
-            if temp.get(frame) is placeholder:
-                del temp[frame]
+            if slot.get(frame) is placeholder:
+                del slot[frame]
+
+    def _empty_previous_output_slot(self, frame: int, obj_id: int) -> dict | None:
+        """Where SAM 2's add_new_points_or_box looks first for an object's previous
+        output on a frame, if SAM 2 holds none there; None if it holds one (or knows
+        nothing of the object)."""
+        state = self._state
+        obj_idx = state["obj_id_to_idx"].get(obj_id)
+        if obj_idx is None:
+            return None
+        outputs = state["output_dict_per_obj"][obj_idx]
+        is_cond = (
+            frame not in state["frames_tracked_per_obj"][obj_idx]
+            or self.model.predictor.add_all_frames_to_correct_as_cond
+        )
+        slot = state["temp_output_dict_per_obj"][obj_idx][
+            "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
+        ]
+        held = (frame in slot or frame in outputs["cond_frame_outputs"]
+                or frame in outputs["non_cond_frame_outputs"])  # fmt: skip
+        return None if held else slot
 
     def clear_prompt(self, frame: int, obj_id: int) -> None:
         """Remove an object's prompt on a frame (and the mask that prompt gave there)."""
