@@ -84,6 +84,7 @@ def make_synthetic_video(
     fps: float = 15.0,
     deform: float = 0.0,
     leave: bool = False,
+    twins: bool = False,
 ) -> SyntheticVideo:
     """Generate a textured background with ``n_objects`` shapes that move and occlude.
 
@@ -91,7 +92,8 @@ def make_synthetic_video(
     cross the borders, are gone for a while and come back in on the opposite side. Later
     objects are drawn on top of earlier ones, so paths that cross produce occlusions.
     ``deform`` > 0 makes each shape swell, shrink and stretch over time by up to that
-    fraction of its size.
+    fraction of its size. With ``twins`` every object has the same shape and texture, so
+    only where an object was tells it from the others.
     """
     if n_objects < 1 or n_objects > len(SHAPE_KINDS) * 4:
         raise ValueError(f"n_objects must be between 1 and {len(SHAPE_KINDS) * 4}.")
@@ -112,6 +114,9 @@ def make_synthetic_video(
         for _ in range(n_objects)
     ]
     kinds = [SHAPE_KINDS[i % len(SHAPE_KINDS)] for i in range(n_objects)]
+    if twins:  # drawn only then, like the options below
+        kinds = [SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]] * n_objects
+        textures = [textures[0]] * n_objects
     # Drawn only when asked for, so videos without these options stay as they were.
     if deform > 0:
         period = rng.uniform(12, 30, size=(2, n_objects))
