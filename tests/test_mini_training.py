@@ -25,9 +25,10 @@ def trainer():
 
 
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
-    """Three steps that take every path: several objects per clip, shapes that change,
-    corrections on later frames."""
-    options = "--steps 3 --batch 2 --frames 3 --targets 2 --shape-changes --p-correct 1"
+    """Four steps that take every path: several objects per clip, shapes that change,
+    corrections on later frames, fixes after a drift."""
+    options = "--steps 4 --batch 2 --frames 3 --targets 2 --shape-changes --p-correct 1"
+    options += " --drift-frames 2 --drift-share 0.5"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
 

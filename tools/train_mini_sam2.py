@@ -21,6 +21,17 @@ rest (``--encoder-lr``) and weights decay by 0.1: left to grow, the image featur
 to drown out the prompt tokens in the mask decoder, and the model learns to segment
 whatever stands out whatever the click says.
 
+Three options practise what short clips of distinct shapes never ask for.
+``--drift-frames N`` makes a share (``--drift-share``) of steps drift corrections: the
+object is clicked on the first frame and tracked for N frames without gradient, then the
+frame where the masks went worst gets a corrective click and the loss falls on it and
+the ``--frames`` after it, whose memory holds a stale first frame and stale tracked
+frames beside the fix, as on a long video. ``--p-twins`` adds clips whose objects all
+look alike, so that only the memory of where each one was tells them apart; in clips of
+distinct shapes a model can track by looks alone, through SAM 2's object pointers, and
+learn to ignore both its spatial memory and a later fix. ``--max-scale`` makes half the
+videos up to that much larger (the sample video is 360x480).
+
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
@@ -113,24 +124,36 @@ def corrective_click(
 
 
 def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size: int,
-                max_targets: int = 1, shape_changes: bool = False):  # fmt: skip
+                max_targets: int = 1, shape_changes: bool = False,
+                max_scale: float = 1.0, p_twins: float = 0.0):  # fmt: skip
     """One training clip: normalised frames, the video's size, and up to ``max_targets``
     objects to track, each as its masks at the video's and at the model's resolution.
 
     Several objects of one clip can be tracked together, as SAM 2 trains: they share the
     image features, and only the click tells one from the other. With ``shape_changes``
-    some clips have shapes that deform, or that leave the frame and come back.
+    some clips have shapes that deform, or that leave the frame and come back. With
+    ``max_scale`` > 1 half the clips are up to that much larger (the sample video is
+    360x480): the generator's textures keep their size in pixels, so a larger video
+    looks finer once brought down to the model's frame size. A share ``p_twins`` of clips
+    have objects that look all alike, so only memory of where each one was tells them
+    apart: without them a model can track by looks alone and learn to ignore its memory
+    of where the object was, and with it a correction on a later frame.
     """
     while True:
         height = int(rng.integers(96, 193) // 8 * 8)
         width = int(rng.integers(96, 225) // 8 * 8)
+        if max_scale > 1 and rng.random() < 0.5:  # drawn only then, as below
+            scale = rng.uniform(1.0, max_scale)
+            height, width = int(height * scale) // 8 * 8, int(width * scale) // 8 * 8
         n_objects = int(rng.integers(1, 5))
         stride = int(rng.choice([1, 1, 2]))
         deform, leave = 0.0, False
         if shape_changes:  # drawn only then, so runs without them stay as they were
             deform = float(rng.choice([0.0, 0.0, 0.15, 0.3]))
             leave = bool(rng.random() < 0.3)  # objects cross the borders, not bounce
+        twins = p_twins > 0 and bool(rng.random() < p_twins)  # drawn only then
         video = make_synthetic_video(
+            twins=twins,
             n_frames=n_frames * stride,
             height=height,
             width=width,
@@ -213,13 +236,6 @@ def frame_loss(multimasks, ious, object_score_logits, target):
 # --------------------------------------------------------------------------- training
 
 
-def _frame_feats(feats, clip_of_target: torch.Tensor, n_frames: int, t: int):
-    """Each target's vision features of frame t, from (HW, clips*T, C) laid out
-    clip-major."""
-    index = clip_of_target * n_frames + t
-    return [x[:, index] for x in feats]
-
-
 def _points(clicks: list[list[tuple[float, float, int]]], sizes, image_size: int):
     coords = torch.tensor(
         [
@@ -256,73 +272,159 @@ def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
     return current_out, high_multi, ious, scores
 
 
+class Batch:
+    """The objects of one step's clips, tracked together as one SAM 2 batch."""
+
+    def __init__(self, model, clips, n_frames: int):
+        self.model, self.n_frames = model, n_frames
+        self.image_size = model.image_size
+        self.images = torch.cat([images for images, _, _ in clips])  # (clips*T, 3, S, S)
+        # One batch entry per tracked object: B = all targets of all clips.
+        entries = [(c, video_size, target) for c, (_, video_size, targets) in enumerate(clips)
+                   for target in targets]  # fmt: skip
+        self.clip_of_target = torch.tensor([c for c, _, _ in entries])
+        self.sizes = [video_size for _, video_size, _ in entries]
+        self.gts = [gt for _, _, (gt, _) in entries]
+        self.targets = torch.stack([small for _, _, (_, small) in entries])  # (B, T, S, S)
+        self.size = len(entries)
+        self.output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+
+    def encode(self, frames: list[int] | None = None) -> None:
+        """Image features of ``frames`` of every clip (all frames by default)."""
+        model, n_frames = self.model, self.n_frames
+        frames = list(range(n_frames)) if frames is None else frames
+        n_clips = len(self.images) // n_frames
+        rows = [c * n_frames + t for c in range(n_clips) for t in frames]
+        backbone_out = model.forward_image(self.images[rows])
+        _, feats, pos, self.feat_sizes = model._prepare_backbone_features(backbone_out)
+        self.encoded_frames = frames
+        self.vision_feats, self.vision_pos = feats, pos
+        self._per_frame: dict[int, tuple] = {}
+
+    def frame_feats(self, t: int):
+        """Each target's vision features and positions of frame t, from (HW, clips*T', C)
+        laid out clip-major over the encoded frames. Taken once per frame, so a frame run
+        again for a correction adds to the same gradient."""
+        if t not in self._per_frame:
+            index = self.clip_of_target * len(self.encoded_frames) + self.encoded_frames.index(t)
+            self._per_frame[t] = (
+                [x[:, index] for x in self.vision_feats],
+                [x[:, index] for x in self.vision_pos],
+            )
+        return self._per_frame[t]
+
+    def step(self, t: int, is_init: bool, points=None, prev=None):
+        feats, pos = self.frame_feats(t)
+        return _step(self.model, t, is_init, feats, pos, self.feat_sizes, points, prev,
+                     self.output_dict, self.n_frames)  # fmt: skip
+
+    def loss(self, multi, ious, scores, t: int):
+        return frame_loss(multi, ious, scores, self.targets[:, t])
+
+    def correct(self, out, clicks, t: int, is_init: bool, rng: np.random.Generator):
+        """Add a click on each object's error to ``clicks`` and run frame t again with
+        them and the previous logits, as SAM 2's predictor does for a correction."""
+        preds = _video_res(out["pred_masks_high_res"], self.sizes)
+        for b, row in enumerate(clicks):
+            click = corrective_click(self.gts[b][t], preds[b], rng)
+            row.append(click if click else (0.0, 0.0, -1))  # label -1: a padding point
+        points = _points(clicks, self.sizes, self.image_size)
+        prev = out["pred_masks"].detach().clamp(-32, 32)
+        out, multi, ious, scores = self.step(t, is_init, points, prev)
+        loss, iou = self.loss(multi, ious, scores, t)
+        return out, loss, iou
+
+
 def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
     n_frames, image_size = args.frames, model.image_size
     clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                         args.shape_changes)
+                         args.shape_changes, args.max_scale, args.p_twins)
              for c in range(args.batch)]  # fmt: skip
-    images = torch.cat([images for images, _, _ in clips])  # (clips*T, 3, S, S)
-    # One batch entry per tracked object: B = all targets of all clips.
-    entries = [(c, video_size, target) for c, (_, video_size, targets) in enumerate(clips)
-               for target in targets]  # fmt: skip
-    clip_of_target = torch.tensor([c for c, _, _ in entries])
-    sizes = [video_size for _, video_size, _ in entries]
-    gts = [gt for _, _, (gt, _) in entries]
-    targets = torch.stack([small for _, _, (_, small) in entries])  # (B, T, S, S)
-    batch = len(entries)
-
-    backbone_out = model.forward_image(images)
-    _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(backbone_out)
-    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    batch = Batch(model, clips, n_frames)
+    batch.encode()
     n_corrections = int(rng.choice([0, 0, 1, 2]))
     correct_frame = -1
     if n_frames > 1 and rng.random() < args.p_correct:
         correct_frame = int(rng.integers(1, n_frames))
 
-    def correct(out, clicks, t, feats, pos, is_init):
-        """Add a click on each clip's error to ``clicks`` and run frame t again with them
-        and the previous logits, as SAM 2's predictor does for a correction."""
-        preds = _video_res(out["pred_masks_high_res"], sizes)
-        for b, row in enumerate(clicks):
-            click = corrective_click(gts[b][t], preds[b], rng)
-            row.append(click if click else (0.0, 0.0, -1))  # label -1: a padding point
-        points = _points(clicks, sizes, image_size)
-        prev = out["pred_masks"].detach().clamp(-32, 32)
-        out, multi, ious, scores = _step(model, t, is_init, feats, pos, feat_sizes,
-                                         points, prev, output_dict, n_frames)  # fmt: skip
-        loss, iou = frame_loss(multi, ious, scores, targets[:, t])
-        return out, loss, iou
-
     losses, ious_seen = [], []
     for t in range(n_frames):
-        feats = _frame_feats(vision_feats, clip_of_target, n_frames, t)
-        pos = _frame_feats(vision_pos, clip_of_target, n_frames, t)
         if t == 0:
-            clicks = [[(*interior_click(g[0], rng), 1)] for g in gts]
-            points = _points(clicks, sizes, image_size)
-            out, multi, ious, scores = _step(model, t, True, feats, pos, feat_sizes,
-                                             points, None, output_dict, n_frames)  # fmt: skip
-            loss, iou = frame_loss(multi, ious, scores, targets[:, t])
+            clicks = [[(*interior_click(g[0], rng), 1)] for g in batch.gts]
+            points = _points(clicks, batch.sizes, image_size)
+            out, multi, ious, scores = batch.step(t, True, points)
+            loss, iou = batch.loss(multi, ious, scores, t)
             losses.append(loss)
             for _ in range(n_corrections):
-                out, loss, iou = correct(out, clicks, t, feats, pos, True)
+                out, loss, iou = batch.correct(out, clicks, t, True, rng)
                 losses.append(loss)
-            output_dict["cond_frame_outputs"][t] = out
+            batch.output_dict["cond_frame_outputs"][t] = out
         else:
-            out, multi, ious, scores = _step(model, t, False, feats, pos, feat_sizes,
-                                             None, None, output_dict, n_frames)  # fmt: skip
-            loss, iou = frame_loss(multi, ious, scores, targets[:, t])
+            out, multi, ious, scores = batch.step(t, False)
+            loss, iou = batch.loss(multi, ious, scores, t)
             losses.append(loss)
             if t == correct_frame:
-                out, loss, _ = correct(out, [[] for _ in range(batch)], t, feats, pos, False)
+                out, loss, _ = batch.correct(out, [[] for _ in range(batch.size)], t, False, rng)
                 losses.append(loss)
-                output_dict["cond_frame_outputs"][t] = out
+                batch.output_dict["cond_frame_outputs"][t] = out
             else:
-                output_dict["non_cond_frame_outputs"][t] = out
+                batch.output_dict["non_cond_frame_outputs"][t] = out
         ious_seen.append(iou)
     total = torch.stack(losses).mean()
     tracked = float(np.mean(ious_seen[1:])) if n_frames > 1 else float("nan")
     return total, tracked, ious_seen[0]
+
+
+def drift_correction_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
+    """What a person does on a long video: click the object on the first frame, let it be
+    tracked for a while, then fix the frame where the mask went worst and track on.
+
+    The tracking before the fix runs without gradient (it is the model's own drift, the
+    situation to recover from, not something to learn). The loss is on the fixed frame and
+    the ``--frames`` after it, which see SAM 2's memory as it stands in use: a first frame
+    that no longer says where the object is, tracked frames that went wrong, and the fix.
+    A model trained only on short clips learns to trust the first frame and its recent
+    frames and to ignore a later fix.
+    """
+    drift, after, image_size = args.drift_frames, args.frames, model.image_size
+    n_frames = 1 + drift + after
+    clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
+                         args.shape_changes, args.max_scale, args.p_twins)
+             for c in range(args.batch)]  # fmt: skip
+    batch = Batch(model, clips, n_frames)
+    cond = batch.output_dict["cond_frame_outputs"]
+    non_cond = batch.output_dict["non_cond_frame_outputs"]
+    with torch.no_grad():
+        batch.encode(list(range(1 + drift)))
+        clicks = [[(*interior_click(g[0], rng), 1)] for g in batch.gts]
+        out, *_ = batch.step(0, True, _points(clicks, batch.sizes, image_size))
+        cond[0] = out
+        drifted = []
+        for t in range(1, 1 + drift):
+            out, multi, ious, scores = batch.step(t, False)
+            non_cond[t] = out
+            pred, truth = multi[:, 0] > 0, batch.targets[:, t] > 0
+            inter = (pred & truth).flatten(1).sum(-1)
+            union = (pred | truth).flatten(1).sum(-1).clamp(min=1)
+            drifted.append(float((inter / union).mean()))
+    fix = 1 + int(np.argmin(drifted[1:])) + 1  # never the frame right after the click
+    for t in [t for t in non_cond if t > fix]:
+        del non_cond[t]
+    batch.encode(list(range(fix, fix + after + 1)))
+    out = non_cond.pop(fix)
+    losses, clicks = [], [[] for _ in range(batch.size)]
+    for _ in range(1 if rng.random() < 0.7 else 2):  # at times a second click on what is left
+        out, loss, fixed_iou = batch.correct(out, clicks, fix, False, rng)
+        losses.append(loss)
+    cond[fix] = out
+    ious_seen = []
+    for t in range(fix + 1, fix + after + 1):
+        out, multi, ious, scores = batch.step(t, False)
+        loss, iou = batch.loss(multi, ious, scores, t)
+        losses.append(loss)
+        ious_seen.append(iou)
+        non_cond[t] = out
+    return torch.stack(losses).mean(), float(np.mean(ious_seen)), fixed_iou
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -334,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--shape-changes", action="store_true", help="some clips with shapes that deform or leave"
     )
     parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument(
+        "--max-scale", type=float, default=1.0, help="half the videos up to this much larger"
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument(
         "--iou-head-lr", type=float, default=None, help="IoU prediction head's (default: --lr)"
@@ -344,11 +449,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--p-correct", type=float, default=0.5)
+    parser.add_argument("--p-twins", type=float, default=0.0, help="share of look-alike clips")
+    parser.add_argument(
+        "--drift-frames",
+        type=int,
+        default=0,
+        help="frames tracked before a fix in drift-correction steps (0: none of those)",
+    )
+    parser.add_argument(
+        "--drift-share", type=float, default=1.0, help="share of steps that are drift corrections"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=MINI_DIR / f"{CONFIG_NAME}.pt")
     parser.add_argument("--log-every", type=int, default=50)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.drift_frames == 1 or args.drift_frames < 0:
+        # The fix is never on the frame right after the click, so there must be a later one.
+        parser.error("--drift-frames must be 0 or at least 2")
+    return args
 
 
 def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
@@ -387,7 +506,10 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     start = time.time()
     running = None
     for step in range(args.steps):
-        loss, track_iou, first_iou = train_step(model, rng, step * args.batch, args)
+        drift = args.drift_frames > 0 and rng.random() < args.drift_share
+        loss, track_iou, first_iou = (drift_correction_step if drift else train_step)(
+            model, rng, step * args.batch, args
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
