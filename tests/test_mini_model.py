@@ -112,8 +112,8 @@ def test_boxes_match_the_ground_truth(mini):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the bundled weights are undertrained: a corrected frame's memory barely steers "
-    "the frames after it; later IoU changes by +0.00 (needs >= +0.10)",
+    reason="the bundled weights track by the first frame's object pointer and do not read "
+    "the memory of a later fix; later IoU changes by +0.00 (needs >= +0.10)",
 )
 def test_correction_improves_later_frames(mini):
     video = make_synthetic_video(CORRECTION_FRAMES, HEIGHT, WIDTH, n_objects=4,
