@@ -209,6 +209,14 @@ def dice_loss(logits, target):
     return 1 - (numerator + 1) / (denominator + 1)
 
 
+def mask_ious(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """IoU of boolean masks over their last two dimensions; 1 where both are empty, as
+    ``synthetic.mask_iou`` counts an absent object rightly left unmasked."""
+    inter = (pred & truth).flatten(-2).sum(-1).float()
+    union = (pred | truth).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
 def frame_loss(multimasks, ious, object_score_logits, target):
     """SAM 2's multistep loss for one frame: (B, M, S, S) logits, (B, M) IoUs, (B, 1)
     object scores, (B, S, S) target. Returns the loss and the mean IoU of the best mask."""
@@ -217,9 +225,7 @@ def frame_loss(multimasks, ious, object_score_logits, target):
     focal = focal_loss(multimasks, target)
     dice = dice_loss(multimasks, target)
     pred = multimasks > 0
-    inter = (pred & (target > 0)).flatten(2).sum(-1).float()
-    union = (pred | (target > 0)).flatten(2).sum(-1).float()
-    actual_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    actual_iou = mask_ious(pred, target > 0)
     iou_loss = (ious - actual_iou).abs()
     combined = 20 * focal + dice
     best = combined.argmin(dim=1, keepdim=True)
@@ -403,10 +409,7 @@ def drift_correction_step(model, rng: np.random.Generator, clip_index: int, args
         for t in range(1, 1 + drift):
             out, multi, ious, scores = batch.step(t, False)
             non_cond[t] = out
-            pred, truth = multi[:, 0] > 0, batch.targets[:, t] > 0
-            inter = (pred & truth).flatten(1).sum(-1)
-            union = (pred | truth).flatten(1).sum(-1).clamp(min=1)
-            drifted.append(float((inter / union).mean()))
+            drifted.append(float(mask_ious(multi[:, 0] > 0, batch.targets[:, t] > 0).mean()))
     fix = 1 + int(np.argmin(drifted[1:])) + 1  # never the frame right after the click
     for t in [t for t in non_cond if t > fix]:
         del non_cond[t]
