@@ -26,9 +26,9 @@ def trainer():
 
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
-    corrections on later frames, fixes after a drift."""
+    look-alike objects, corrections on later frames, fixes after a drift."""
     options = "--steps 4 --batch 2 --frames 3 --targets 2 --shape-changes --p-correct 1"
-    options += " --drift-frames 2 --drift-share 0.5"
+    options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
 
@@ -54,3 +54,11 @@ def test_single_frame_training_leaves_the_memory_alone(trainer):
     moved = {k.split(".")[0] for k in trained if not torch.equal(trained[k], initial[k])}
     assert {"image_encoder", "sam_mask_decoder", "sam_prompt_encoder"} <= moved
     assert not moved & {"memory_attention", "memory_encoder", "obj_ptr_proj"}
+
+
+def test_share_of_look_alike_clips_moves_from_start_to_end(trainer):
+    steady = trainer.parse_args(["--steps", "5", "--p-twins", "0.3"])
+    assert [trainer.twins_share(steady, step) for step in range(5)] == [0.3] * 5
+    falling = trainer.parse_args(["--steps", "5", "--p-twins", "0.5", "--p-twins-end", "0.1"])
+    shares = [trainer.twins_share(falling, step) for step in range(5)]
+    assert shares == pytest.approx([0.5, 0.4, 0.3, 0.2, 0.1])

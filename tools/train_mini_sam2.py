@@ -29,8 +29,12 @@ the ``--frames`` after it, whose memory holds a stale first frame and stale trac
 frames beside the fix, as on a long video. ``--p-twins`` adds clips whose objects all
 look alike, so that only the memory of where each one was tells them apart; in clips of
 distinct shapes a model can track by looks alone, through SAM 2's object pointers, and
-learn to ignore both its spatial memory and a later fix. ``--max-scale`` makes half the
-videos up to that much larger (the sample video is 360x480).
+learn to ignore both its spatial memory and a later fix. ``--p-twins-end`` moves that
+share linearly to another by the last step: a model that starts on many look-alike
+clips learns to read its spatial memory before its object pointers come to drown it out
+(once they do, no gradient reaches the spatial memory), and fewer look-alikes later let
+it use looks as well. ``--max-scale`` makes half the videos up to that much larger (the
+sample video is 360x480).
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
@@ -341,10 +345,10 @@ class Batch:
         return out, loss, iou
 
 
-def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
+def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
     n_frames, image_size = args.frames, model.image_size
     clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                         args.shape_changes, args.max_scale, args.p_twins)
+                         args.shape_changes, args.max_scale, p_twins)
              for c in range(args.batch)]  # fmt: skip
     batch = Batch(model, clips, n_frames)
     batch.encode()
@@ -381,7 +385,9 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
     return total, tracked, ious_seen[0]
 
 
-def drift_correction_step(model, rng: np.random.Generator, clip_index: int, args) -> tuple:
+def drift_correction_step(
+    model, rng: np.random.Generator, clip_index: int, args, p_twins: float
+) -> tuple:
     """What a person does on a long video: click the object on the first frame, let it be
     tracked for a while, then fix the frame where the mask went worst and track on.
 
@@ -395,7 +401,7 @@ def drift_correction_step(model, rng: np.random.Generator, clip_index: int, args
     drift, after, image_size = args.drift_frames, args.frames, model.image_size
     n_frames = 1 + drift + after
     clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                         args.shape_changes, args.max_scale, args.p_twins)
+                         args.shape_changes, args.max_scale, p_twins)
              for c in range(args.batch)]  # fmt: skip
     batch = Batch(model, clips, n_frames)
     cond = batch.output_dict["cond_frame_outputs"]
@@ -454,6 +460,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--p-correct", type=float, default=0.5)
     parser.add_argument("--p-twins", type=float, default=0.0, help="share of look-alike clips")
     parser.add_argument(
+        "--p-twins-end",
+        type=float,
+        default=None,
+        help="share of look-alike clips at the last step, reached linearly (default: --p-twins)",
+    )
+    parser.add_argument(
         "--drift-frames",
         type=int,
         default=0,
@@ -471,6 +483,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # The fix is never on the frame right after the click, so there must be a later one.
         parser.error("--drift-frames must be 0 or at least 2")
     return args
+
+
+def twins_share(args: argparse.Namespace, step: int) -> float:
+    """The share of look-alike clips at ``step``: from ``--p-twins`` to ``--p-twins-end``."""
+    if args.p_twins_end is None:
+        return args.p_twins
+    progress = step / max(1, args.steps - 1)
+    return args.p_twins + (args.p_twins_end - args.p_twins) * progress
 
 
 def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
@@ -511,7 +531,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     for step in range(args.steps):
         drift = args.drift_frames > 0 and rng.random() < args.drift_share
         loss, track_iou, first_iou = (drift_correction_step if drift else train_step)(
-            model, rng, step * args.batch, args
+            model, rng, step * args.batch, args, twins_share(args, step)
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
