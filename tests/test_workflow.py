@@ -313,6 +313,43 @@ def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
     assert all(2 not in np.unique(c.masks_layer.data[f]) for f in range(4))
 
 
+def test_layers_removed_by_hand_lose_nothing_and_come_back(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 0)
+    c.add_point(60, 40)
+    wait_previews(qtbot, c)
+    own = [layer.name for layer in viewer.layers]
+    viewer.add_image(np.zeros((N_FRAMES, 8, 8)), name="another video")
+
+    def remove_layers(item):
+        if item == ("frame", 2):  # while SAM 2 still has frames to go
+            for name in (MASKS_LAYER, BOXES_LAYER, PROMPTS_LAYER, c.video_layer.name):
+                viewer.layers.remove(name)
+
+    worker = widget.run_propagation()
+    worker.yielded.connect(remove_layers)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        pass
+    assert [layer.name for layer in viewer.layers] == ["another video"]
+    assert c.session.results.frames() == list(range(N_FRAMES))
+
+    widget.new_object.clicked()  # any object change brings them back, in their order
+    assert [layer.name for layer in viewer.layers] == ["another video", *own]
+    assert widget.video_layer.value == c.video_layer
+    assert_layers_match_results(c)
+    viewer.layers.remove(MASKS_LAYER)
+    c.add_point(90, 120)
+    wait_previews(qtbot, c)
+    propagate(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == ["another video", *own]
+    assert c.session.results.object_ids() == [1, 2]
+    assert len(c.prompts_layer.data) == 2
+    assert_layers_match_results(c)
+
+
 def test_review_jumps_to_frames_without_a_mask(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):

@@ -163,8 +163,10 @@ class TrackerWidget(Container):
 
     def _on_layer_inserted(self, event) -> None:
         self._refresh_layers()
-        # A video that was just opened is almost always the one to annotate next.
-        if self.controller is None and event.value in self.video_layer.choices:
+        # A video that was just opened is almost always the one to annotate next; the
+        # tracked one, put back after it was removed, is the one being annotated.
+        tracked = self.controller is not None and event.value == self.controller.video_layer
+        if (self.controller is None or tracked) and event.value in self.video_layer.choices:
             self.video_layer.value = event.value
 
     def _show_video_info(self, _value=None) -> None:

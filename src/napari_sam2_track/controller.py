@@ -6,6 +6,9 @@
   back into them.
 - "SAM2 boxes" (Shapes) is derived from the results.
 
+The session, not the layers, holds the work: a layer removed by hand loses nothing, and
+comes back (with the video, if that went too) at the next propagation or object change.
+
 SAM 2 only ever runs in worker threads; layers are touched only in the handlers that
 napari's workers call on the main thread.
 """
@@ -106,6 +109,23 @@ class TrackerController:
         self.load_prompt_points()
         self.rebuild_boxes()
 
+    def _own_layers(self) -> list:
+        return [self.video_layer, self.masks_layer, self.boxes_layer, self.prompts_layer]
+
+    def restore_layers(self) -> None:
+        """Put back any of this annotation's layers that were removed from the viewer,
+        each below the next of them still there: video, masks, boxes, prompts."""
+        layers = self.viewer.layers
+        own = self._own_layers()
+        # `in`, not `is`: a plugin's viewer hands out a new proxy per access to a layer.
+        missing = [layer for layer in own if layer not in layers]
+        for layer in missing:
+            above = [layers.index(o) for o in own[own.index(layer) + 1 :] if o in layers]
+            layers.insert(min(above, default=len(layers)), layer)
+        if missing:
+            names = ", ".join(f"'{layer.name}'" for layer in missing)
+            show_info(f"Put back {names}: this annotation shows its work there.")
+
     def load_prompt_points(self) -> None:
         """Show the session's point prompts in the prompts layer."""
         rows, labels, obj_ids = [], [], []
@@ -152,6 +172,7 @@ class TrackerController:
         return obj_id
 
     def select_object(self, obj_id: int) -> None:
+        self.restore_layers()
         self.current_object = obj_id
         self.objects.setdefault(obj_id, ObjectInfo(obj_id, f"object {obj_id}"))
         self.masks_layer.selected_label = obj_id
@@ -287,6 +308,7 @@ class TrackerController:
         if self.propagation_worker is not None:
             show_info("A propagation is already running.")
             return None
+        self.restore_layers()
         self.fold_paint()
         bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
         worker = _propagation_worker(self.session, self._pending, self._pending_lock,
