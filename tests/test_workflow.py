@@ -61,6 +61,16 @@ def start(viewer, qtbot, checkpoint, path=None):
     return widget, widget.controller
 
 
+def start_with_a_click(make_napari_viewer, qtbot, checkpoint, path):
+    """A new viewer tracking ``path``, with one point on object 1 on frame 0, previewed."""
+    viewer = make_napari_viewer()
+    widget, controller = start(viewer, qtbot, checkpoint, path)
+    viewer.dims.set_current_step(0, 0)
+    controller.add_point(60, 40)
+    wait_previews(qtbot, controller)
+    return viewer, widget, controller
+
+
 def wait_previews(qtbot, controller):
     qtbot.waitUntil(lambda: not controller.previewing and not controller._pending,
                     timeout=WAIT_MS)  # fmt: skip
@@ -194,11 +204,8 @@ def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_
 def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer = make_napari_viewer()
-    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
-    viewer.dims.set_current_step(0, 0)
-    c.add_point(60, 40)
-    wait_previews(qtbot, c)
+    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                      video_file)  # fmt: skip
     produced = []
 
     def on_frame(item):
@@ -273,11 +280,8 @@ def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(
 def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer = make_napari_viewer()
-    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
-    viewer.dims.set_current_step(0, 0)
-    c.add_point(60, 40)
-    wait_previews(qtbot, c)
+    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                           video_file)  # fmt: skip
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=4)
     labels = c.masks_layer
     viewer.dims.set_current_step(0, 2)
@@ -316,11 +320,8 @@ def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
 def test_layers_removed_by_hand_lose_nothing_and_come_back(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer = make_napari_viewer()
-    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
-    viewer.dims.set_current_step(0, 0)
-    c.add_point(60, 40)
-    wait_previews(qtbot, c)
+    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                           video_file)  # fmt: skip
     own = [layer.name for layer in viewer.layers]
     viewer.add_image(np.zeros((N_FRAMES, 8, 8)), name="another video")
 
@@ -373,11 +374,8 @@ def test_review_jumps_to_frames_without_a_mask(
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
     make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
 ):
-    viewer = make_napari_viewer()
-    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
-    viewer.dims.set_current_step(0, 0)
-    c.add_point(60, 40)
-    wait_previews(qtbot, c)
+    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                           video_file)  # fmt: skip
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     saved = rles(c, range(4), 1)
     assert list((tmp_path / "autosave").iterdir())
@@ -411,11 +409,8 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
 ):
     from pycocotools.coco import COCO
 
-    viewer = make_napari_viewer()
-    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
-    viewer.dims.set_current_step(0, 0)
-    c.add_point(60, 40)
-    wait_previews(qtbot, c)
+    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                           video_file)  # fmt: skip
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     widget.export_format.value = "coco"
     widget.export_to.value = tmp_path / "coco.json"
