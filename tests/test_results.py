@@ -89,3 +89,28 @@ def test_prompt_set_and_frame_prompt_rules():
         FramePrompt(points=[(1, 1)], labels=[1], mask=np.ones((2, 2)))
     with pytest.raises(PromptError, match="mask for frame 0 is 2x2 but the video is 4x3"):
         FramePrompt(mask=np.ones((2, 2))).check_fits(0, 1, 3, 4)
+
+
+def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
+    from napari_sam2_track.layer_data import box_layer_data, corners_to_box
+
+    results = TrackResults(n_frames=6, height=20, width=30)
+    for frame in range(6):
+        for obj_id in (1, 2):
+            mask = np.zeros((20, 30), bool)
+            mask[frame : frame + 4, obj_id * 5 : obj_id * 5 + 3] = True
+            results.set(frame, obj_id, mask)
+    results.set(3, 2, np.zeros((20, 30), bool))  # an object with no box there
+    names = {1: "cup", 2: "lid"}
+    every, every_features = box_layer_data(results, names)
+    some, some_features = box_layer_data(results, names, {4, 3, 9})
+
+    def rows(rectangles, features):
+        return [(f, o, n, corners_to_box(r)) for r, f, o, n in zip(rectangles, features["frame"],
+                features["obj_id"], features["name"], strict=True)]  # fmt: skip
+
+    everything = rows(every, every_features)
+    assert len(everything) == 11
+    assert rows(some, some_features) == [row for row in everything if row[0] in (3, 4)]
+    assert [row[:3] for row in rows(some, some_features)] == [(3, 1, "cup"), (4, 1, "cup"),
+                                                               (4, 2, "lid")]  # fmt: skip

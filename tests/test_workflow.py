@@ -81,9 +81,16 @@ def propagate(qtbot, widget, **options):
         getattr(widget, name).value = value
     worker = widget.run_propagation()
     assert worker is not None
+    wait_propagation(qtbot, widget.controller, worker)
+    return worker
+
+
+def wait_propagation(qtbot, controller, worker):
+    """Until the worker is done and the viewer has taken in all it yielded: the test's
+    wait can end on the worker's thread before the viewer's thread has caught up."""
     with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
         pass
-    return worker
+    qtbot.waitUntil(lambda: controller.propagation_worker is None, timeout=WAIT_MS)
 
 
 def rles(controller, frames, obj_id):
@@ -332,8 +339,7 @@ def test_layers_removed_by_hand_lose_nothing_and_come_back(
 
     worker = widget.run_propagation()
     worker.yielded.connect(remove_layers)
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
+    wait_propagation(qtbot, c, worker)
     assert [layer.name for layer in viewer.layers] == ["another video"]
     assert c.session.results.frames() == list(range(N_FRAMES))
 

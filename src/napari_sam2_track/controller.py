@@ -72,7 +72,10 @@ class TrackerController:
         self._boxes_timer = QTimer()
         self._boxes_timer.setSingleShot(True)
         self._boxes_timer.setInterval(300)
-        self._boxes_timer.timeout.connect(self.rebuild_boxes)
+        self._boxes_timer.timeout.connect(self._update_boxes)
+        # Frames whose boxes are out of date (None: all): a Shapes layer takes seconds to
+        # rebuild at 10,000 boxes, so a long video updates only the frames that changed.
+        self._stale_box_frames: set[int] | None = set()
         self._make_layers()
 
     # ------------------------------------------------------------------ layers
@@ -329,11 +332,13 @@ class TrackerController:
         if kind == "total":
             bar.total = value
             return
+        # Take the frame in before moving to it: moving may run queued events, the end
+        # of the run among them, which must find this frame already taken in.
+        self.refresh_frames([value])
         if kind == "frame":
             bar.update(1)
             if self.follow:
                 self.viewer.dims.set_current_step(0, value)
-        self.refresh_frames([value])
 
     def _propagation_failed(self, exc: Exception) -> None:
         text = str(exc)
@@ -345,7 +350,7 @@ class TrackerController:
     def _propagation_done(self, bar) -> None:
         bar.close()
         self.propagation_worker = None
-        self.rebuild_boxes()
+        self._update_boxes()
         self.autosave()
         self._start_previews()
 
@@ -354,10 +359,25 @@ class TrackerController:
     def refresh_frames(self, frames: list[int] | None) -> None:
         self.volume.invalidate(frames)
         self.masks_layer.refresh()
+        if frames is None or self._stale_box_frames is None:
+            self._stale_box_frames = None
+        else:
+            self._stale_box_frames.update(frames)
         if not self._boxes_timer.isActive():
             self._boxes_timer.start()
 
+    def _update_boxes(self) -> None:
+        """Bring the boxes layer up to date with the results, as cheaply as it can."""
+        self._boxes_timer.stop()
+        frames, self._stale_box_frames = self._stale_box_frames, set()
+        if frames is None:
+            self.rebuild_boxes()
+        elif frames:
+            self._replace_boxes(frames)
+
     def rebuild_boxes(self) -> None:
+        """Draw every box again (as when objects are deleted or renamed)."""
+        self._stale_box_frames = set()
         names = {o: info.name for o, info in self.objects.items()}
         rectangles, features = box_layer_data(self.session.results, names)
         layer = self.boxes_layer
@@ -365,6 +385,22 @@ class TrackerController:
         layer.features = pd.DataFrame(features)
         if rectangles:
             layer.edge_color = np.array([self.object_color(o) for o in features["obj_id"]])
+
+    def _replace_boxes(self, frames: set[int]) -> None:
+        names = {o: info.name for o, info in self.objects.items()}
+        rectangles, features = box_layer_data(self.session.results, names, frames)
+        layer = self.boxes_layer
+        shown = layer.features["frame"].to_numpy() if len(layer.data) else np.zeros(0)
+        stale = np.flatnonzero(np.isin(shown, list(frames)))
+        if len(stale):
+            layer.selected_data = set(stale.tolist())
+            layer.remove_selected()
+        if rectangles:
+            kept = layer.features.iloc[: len(layer.data)]
+            colors = np.array([self.object_color(o) for o in features["obj_id"]])
+            layer.add(rectangles, shape_type="rectangle", edge_color=colors)
+            added = pd.DataFrame(features)
+            layer.features = pd.concat([kept, added], ignore_index=True)
 
     def _on_paint(self, _event=None) -> None:
         self.fold_paint()

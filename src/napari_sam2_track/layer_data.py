@@ -8,7 +8,7 @@ coordinates, so a box drawn around pixels ``x .. x + w - 1`` runs from ``x - 0.5
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -64,12 +64,14 @@ def corners_to_box(corners: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def box_layer_data(
-    results: TrackResults, names: Mapping[int, str]
+    results: TrackResults, names: Mapping[int, str], frames: Iterable[int] | None = None
 ) -> tuple[list[np.ndarray], dict[str, list]]:
-    """Rectangles and features for a boxes Shapes layer: one per object per frame."""
+    """Rectangles and features for a boxes Shapes layer: one per object per frame, on
+    every frame with results or only on ``frames``."""
     rectangles: list[np.ndarray] = []
     features: dict[str, list] = {name: [] for name in BOX_FEATURES}
-    for frame, objects in results:
+    chosen = results if frames is None else ((f, results.frame(f)) for f in sorted(frames))
+    for frame, objects in chosen:
         for obj_id, entry in sorted(objects.items()):
             if entry.box is None:
                 continue
