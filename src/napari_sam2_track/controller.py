@@ -72,7 +72,7 @@ class TrackerController:
         self._boxes_timer = QTimer()
         self._boxes_timer.setSingleShot(True)
         self._boxes_timer.setInterval(300)
-        self._boxes_timer.timeout.connect(self._update_boxes)
+        self._boxes_timer.timeout.connect(self.update_boxes)
         # Frames whose boxes are out of date (None: all): a Shapes layer takes seconds to
         # rebuild at 10,000 boxes, so a long video updates only the frames that changed.
         self._stale_box_frames: set[int] | None = set()
@@ -350,7 +350,7 @@ class TrackerController:
     def _propagation_done(self, bar) -> None:
         bar.close()
         self.propagation_worker = None
-        self._update_boxes()
+        self.update_boxes()
         self.autosave()
         self._start_previews()
 
@@ -366,7 +366,7 @@ class TrackerController:
         if not self._boxes_timer.isActive():
             self._boxes_timer.start()
 
-    def _update_boxes(self) -> None:
+    def update_boxes(self) -> None:
         """Bring the boxes layer up to date with the results, as cheaply as it can."""
         self._boxes_timer.stop()
         frames, self._stale_box_frames = self._stale_box_frames, set()
