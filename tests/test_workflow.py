@@ -175,6 +175,13 @@ def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_
     assert rles(c, range(12), 1) == before[1]
     assert session.pending_frames == []
     assert_layers_match_results(c)
+    widget.object_name.value = "red cup"
+    widget.object_class.value = "cup"
+    assert c.objects[1].name == "red cup" and c.objects[1].category == "cup"
+    boxes = c.boxes_layer.features
+    assert set(boxes["name"][boxes["obj_id"] == 1]) == {"red cup"}
+    assert set(boxes["name"][boxes["obj_id"] == 2]) == {"object 2"}
+    assert widget.object.current_choice.endswith("red cup")
 
     ARTIFACTS.mkdir(exist_ok=True)
     viewer.window.resize(1400, 900)

@@ -291,9 +291,7 @@ class TrackerWidget(Container):
 
     def _on_object_renamed(self, _value=None) -> None:
         c = self.controller
-        info = c.objects[c.current_object]
-        info.name, info.category = self.object_name.value, self.object_class.value
-        self._refresh_objects()
+        c.rename_object(c.current_object, self.object_name.value, self.object_class.value)
 
     def _on_point_label(self, value: int) -> None:
         if self.controller is not None and self.controller.current_label != value:

@@ -182,6 +182,17 @@ class TrackerController:
         self._set_feature_defaults()
         self.objects_changed.emit()
 
+    def rename_object(self, obj_id: int, name: str, category: str = "") -> None:
+        """Give an object a new name and class; its boxes take the name at once."""
+        info = self.objects.setdefault(obj_id, ObjectInfo(obj_id, name))
+        info.name, info.category = name, category
+        features = self.boxes_layer.features
+        if len(features):  # only the names change: no need to draw the boxes again
+            features = features.copy()
+            features.loc[features["obj_id"] == obj_id, "name"] = name
+            self.boxes_layer.features = features
+        self.objects_changed.emit()
+
     def cycle_object(self, step: int) -> int:
         """Make the next (step 1) or previous (step -1) object the current one."""
         ids = sorted(self.objects)
