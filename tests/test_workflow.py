@@ -102,13 +102,17 @@ def assert_layers_match_results(controller):
     results = controller.session.results
     for frame in range(N_FRAMES):
         np.testing.assert_array_equal(controller.masks_layer.data[frame], results.labels(frame))
+    expected = {(f, o): b for f in range(N_FRAMES) for o, b in results.boxes(f).items()}
+    assert drawn_boxes(controller) == expected
+    assert set(controller.boxes_layer.shape_type) <= {"rectangle"}
+
+
+def drawn_boxes(controller) -> dict[tuple[int, int], tuple]:
+    """The boxes layer's boxes by (frame, object)."""
     boxes = controller.boxes_layer
     keys = zip(boxes.features["frame"], boxes.features["obj_id"], strict=True)
-    drawn = {(int(f), int(o)): corners_to_box(rect)
-             for rect, (f, o) in zip(boxes.data, keys, strict=True)}  # fmt: skip
-    expected = {(f, o): b for f in range(N_FRAMES) for o, b in results.boxes(f).items()}
-    assert drawn == expected
-    assert set(boxes.shape_type) <= {"rectangle"}
+    return {(int(f), int(o)): corners_to_box(rect)
+            for rect, (f, o) in zip(boxes.data, keys, strict=True)}  # fmt: skip
 
 
 @dataclass
@@ -303,10 +307,10 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     labels.paint((2, 100, 150), 1)  # a stroke far from anything SAM 2 found
     mask = c.session.results.get(2, 1).mask
     assert mask[100, 150]
-    x, y, w, h = c.session.results.get(2, 1).box
+    box = c.session.results.get(2, 1).box
+    x, y, w, h = box
     assert x + w - 1 >= 150 and y + h - 1 >= 100
-    features = c.boxes_layer.features
-    assert ((features["frame"] == 2) & (features["obj_id"] == 1)).any()
+    qtbot.waitUntil(lambda: drawn_boxes(c).get((2, 1)) == box, timeout=WAIT_MS)
     widget.mask_prompt.clicked()
     wait_previews(qtbot, c)
     assert 2 in c.session._state["mask_inputs_per_obj"][0]
