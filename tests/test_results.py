@@ -114,3 +114,24 @@ def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
     assert rows(some, some_features) == [row for row in everything if row[0] in (3, 4)]
     assert [row[:3] for row in rows(some, some_features)] == [(3, 1, "cup"), (4, 1, "cup"),
                                                                (4, 2, "lid")]  # fmt: skip
+
+
+def test_label_volume_takes_a_one_frame_block_and_hands_out_copies():
+    from napari_sam2_track.label_volume import LabelVolume
+
+    results = TrackResults(n_frames=4, height=6, width=8)
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 1:3] = True
+    results.set(1, 5, mask)
+    volume = LabelVolume(results)
+    shown = volume[1]
+    shown[0, 0] = 9  # what napari does to the slice it shows
+    assert volume[1][0, 0] == 0 and volume.painted_frames == []
+    # napari writes a brush's bounding box back as a block one frame deep.
+    block = np.asarray(volume[2:3, 0:2, 4:6]).copy()
+    block[:] = 7
+    volume[2:3, 0:2, 4:6] = block
+    assert volume.painted_frames == [2]
+    assert (volume[2][0:2, 4:6] == 7).all() and volume[2].sum() == 28
+    with pytest.raises(IndexError, match="one frame at a time"):
+        volume[1:3, 0:2, 0:2] = 1

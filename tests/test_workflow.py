@@ -305,12 +305,18 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     viewer.dims.set_current_step(0, 2)
     labels.brush_size = 5
     labels.paint((2, 100, 150), 1)  # a stroke far from anything SAM 2 found
-    mask = c.session.results.get(2, 1).mask
-    assert mask[100, 150]
+    qtbot.waitUntil(lambda: c.session.results.get(2, 1).mask[100, 150], timeout=WAIT_MS)
     box = c.session.results.get(2, 1).box
     x, y, w, h = box
     assert x + w - 1 >= 150 and y + h - 1 >= 100
     qtbot.waitUntil(lambda: drawn_boxes(c).get((2, 1)) == box, timeout=WAIT_MS)
+    viewer.dims.set_current_step(0, 10)  # a frame SAM 2 has not reached: a new box
+    labels.paint((10, 100, 150), 1)
+    qtbot.waitUntil(lambda: c.session.results.get(10, 1) is not None, timeout=WAIT_MS)
+    box = c.session.results.get(10, 1).box
+    assert box[2] <= 5 and box[3] <= 5
+    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
+    viewer.dims.set_current_step(0, 2)
     widget.mask_prompt.clicked()
     wait_previews(qtbot, c)
     assert 2 in c.session._state["mask_inputs_per_obj"][0]

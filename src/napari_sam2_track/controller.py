@@ -414,7 +414,9 @@ class TrackerController:
             layer.features = pd.concat([kept, added], ignore_index=True)
 
     def _on_paint(self, _event=None) -> None:
-        self.fold_paint()
+        # napari announces a stroke before it writes the stroke back to the data (for
+        # data that is not a numpy array), so fold it in once that is done.
+        QTimer.singleShot(0, self.fold_paint)
 
     def fold_paint(self) -> None:
         """Make painted frames the truth for the results (and so boxes and exports)."""

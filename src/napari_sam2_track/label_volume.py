@@ -69,7 +69,9 @@ class LabelVolume:
     def __getitem__(self, key) -> np.ndarray:
         first, rest = self._frames_and_rest(key)
         if isinstance(first, Integral):
-            return self.frame(first)[rest] if rest else self.frame(first)
+            # A copy: napari paints into the slice it was given as well as through
+            # __setitem__, and a cached frame must not change behind the results.
+            return np.array(self.frame(first)[rest] if rest else self.frame(first))
         if isinstance(first, np.ndarray) and first.ndim == 1 and len(rest) == 2:
             return self._gather(first, *rest)  # napari's fancy indexing while painting
         frames = range(*first.indices(self.shape[0])) if isinstance(first, slice) else first
@@ -87,6 +89,12 @@ class LabelVolume:
 
     def __setitem__(self, key, value) -> None:
         first, rest = self._frames_and_rest(key)
+        if isinstance(first, slice):
+            frames = range(*first.indices(self.shape[0]))
+            if len(frames) == 1:  # napari writes a brush's box back as a one-frame block
+                block = np.asarray(value, dtype=self.dtype)
+                self[(frames[0], *rest)] = block[0] if block.ndim == 1 + len(rest) else block
+                return
         if isinstance(first, Integral):
             self._editable(first)[rest or slice(None)] = value
             return
