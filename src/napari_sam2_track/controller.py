@@ -387,19 +387,17 @@ class TrackerController:
             self._replace_boxes(frames)
 
     def rebuild_boxes(self) -> None:
-        """Draw every box again (as when objects are deleted or renamed)."""
+        """Draw every box again (at the start, and when an object is deleted)."""
         self._stale_box_frames = set()
-        names = {o: info.name for o, info in self.objects.items()}
-        rectangles, features = box_layer_data(self.session.results, names)
+        rectangles, features, colors = self._boxes_of(None)
         layer = self.boxes_layer
         layer.data = [(rectangle, "rectangle") for rectangle in rectangles]
         layer.features = pd.DataFrame(features)
         if rectangles:
-            layer.edge_color = np.array([self.object_color(o) for o in features["obj_id"]])
+            layer.edge_color = colors
 
     def _replace_boxes(self, frames: set[int]) -> None:
-        names = {o: info.name for o, info in self.objects.items()}
-        rectangles, features = box_layer_data(self.session.results, names, frames)
+        rectangles, features, colors = self._boxes_of(frames)
         layer = self.boxes_layer
         shown = layer.features["frame"].to_numpy() if len(layer.data) else np.zeros(0)
         stale = np.flatnonzero(np.isin(shown, list(frames)))
@@ -407,11 +405,17 @@ class TrackerController:
             layer.selected_data = set(stale.tolist())
             layer.remove_selected()
         if rectangles:
-            kept = layer.features.iloc[: len(layer.data)]
-            colors = np.array([self.object_color(o) for o in features["obj_id"]])
+            n_kept = len(layer.data)
             layer.add(rectangles, shape_type="rectangle", edge_color=colors)
-            added = pd.DataFrame(features)
-            layer.features = pd.concat([kept, added], ignore_index=True)
+            kept = layer.features.iloc[:n_kept]  # the added rows hold napari's defaults
+            layer.features = pd.concat([kept, pd.DataFrame(features)], ignore_index=True)
+
+    def _boxes_of(self, frames: set[int] | None) -> tuple[list, dict, np.ndarray]:
+        """Rectangles, features and edge colours of the boxes on ``frames`` (None: all)."""
+        names = {o: info.name for o, info in self.objects.items()}
+        rectangles, features = box_layer_data(self.session.results, names, frames)
+        colors = np.array([self.object_color(o) for o in features["obj_id"]])
+        return rectangles, features, colors
 
     def _on_paint(self, _event=None) -> None:
         # napari announces a stroke before it writes the stroke back to the data (for
