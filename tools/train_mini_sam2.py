@@ -345,12 +345,18 @@ class Batch:
         return out, loss, iou
 
 
+def sample_clips(rng: np.random.Generator, clip_index: int, n_frames: int, image_size: int,
+                 args, p_twins: float) -> list:  # fmt: skip
+    """A step's ``--batch`` clips, from training video ``clip_index`` on."""
+    return [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
+                        args.shape_changes, args.max_scale, p_twins)
+            for c in range(args.batch)]  # fmt: skip
+
+
 def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
     n_frames, image_size = args.frames, model.image_size
-    clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                         args.shape_changes, args.max_scale, p_twins)
-             for c in range(args.batch)]  # fmt: skip
-    batch = Batch(model, clips, n_frames)
+    batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
+                  n_frames)  # fmt: skip
     batch.encode()
     n_corrections = int(rng.choice([0, 0, 1, 2]))
     correct_frame = -1
@@ -400,10 +406,8 @@ def drift_correction_step(
     """
     drift, after, image_size = args.drift_frames, args.frames, model.image_size
     n_frames = 1 + drift + after
-    clips = [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                         args.shape_changes, args.max_scale, p_twins)
-             for c in range(args.batch)]  # fmt: skip
-    batch = Batch(model, clips, n_frames)
+    batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
+                  n_frames)  # fmt: skip
     cond = batch.output_dict["cond_frame_outputs"]
     non_cond = batch.output_dict["non_cond_frame_outputs"]
     with torch.no_grad():
