@@ -316,6 +316,12 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     box = c.session.results.get(10, 1).box
     assert box[2] <= 5 and box[3] <= 5
     qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
+    labels.undo()  # as Ctrl+Z does: no paint event, yet the results must follow
+    qtbot.waitUntil(lambda: c.session.results.get(10, 1).box is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (10, 1) not in drawn_boxes(c), timeout=WAIT_MS)
+    labels.redo()
+    qtbot.waitUntil(lambda: c.session.results.get(10, 1).box == box, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
     viewer.dims.set_current_step(0, 2)
     widget.mask_prompt.clicked()
     wait_previews(qtbot, c)

@@ -102,7 +102,9 @@ class TrackerController:
         self.prompts_layer.events.data.connect(self._on_points_data)
         self.prompts_layer.events.features.connect(self._sync_prompts)
         self.prompts_layer.mouse_drag_callbacks.append(self._on_click)
-        self.masks_layer.events.paint.connect(self._on_paint)
+        self.masks_layer.events.paint.connect(self._on_masks_written)
+        # Undo and redo write the data back and refresh the layer without a paint event.
+        self.masks_layer.events.set_data.connect(self._on_masks_written)
         keys = {
             "n": self.new_object, "t": self.toggle_label,
             ".": lambda: self.cycle_object(1), ",": lambda: self.cycle_object(-1),
@@ -417,9 +419,10 @@ class TrackerController:
         colors = np.array([self.object_color(o) for o in features["obj_id"]])
         return rectangles, features, colors
 
-    def _on_paint(self, _event=None) -> None:
+    def _on_masks_written(self, _event=None) -> None:
         # napari announces a stroke before it writes the stroke back to the data (for
-        # data that is not a numpy array), so fold it in once that is done.
+        # data that is not a numpy array), so fold it in once that is done. Folding
+        # with nothing painted costs nothing, so refreshes that wrote nothing may call.
         QTimer.singleShot(0, self.fold_paint)
 
     def fold_paint(self) -> None:
