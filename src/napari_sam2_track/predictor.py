@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .hole_filling import hole_area, supply_connected_components
 from .models import DEFAULT_MODEL, get_model
 
 if TYPE_CHECKING:
@@ -110,15 +111,6 @@ def _silent_tqdm(iterable, *args, **kwargs):
     return iterable
 
 
-def _has_sam2_extension() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("sam2._C") is not None
-    except ImportError:
-        return False
-
-
 def compose_sam2_config(
     config_name: str, overrides: list[str], config_dir: str | Path | None = None
 ):
@@ -200,13 +192,11 @@ def build_model(
     if image_size is not None:
         overrides.append(f"++model.image_size={image_size}")
     import_sam2()
-    if _has_sam2_extension():
-        # Filling small holes needs sam2's optional CUDA extension; without it sam2
-        # warns on every frame and skips the step anyway.
-        overrides.append("++model.fill_hole_area=8")
+    supply_connected_components()
     config = compose_sam2_config(spec.config, overrides, BUNDLED_DIR if spec.bundled else None)
     OmegaConf.resolve(config)
     predictor = instantiate(config.model, _recursive_=True)
+    predictor.fill_hole_area = hole_area(predictor.image_size)
     if path is not None:
         load_checkpoint_weights(predictor, path, spec.name)
     predictor = predictor.to(torch_device).eval()
