@@ -39,14 +39,16 @@ sample video is 360x480).
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
-The shipped checkpoint came from two runs on 2 CPU cores (no GPU), about 45 minutes in
-all: single frames first, as SAM 2 trains on images, to learn what a click means; then
-six-frame clips, to learn to track:
+The shipped checkpoint came from two runs on 2 CPU cores (no GPU), about 57 minutes in
+all: single frames first, as SAM 2 trains on images, to learn what a click means (about
+34 minutes; half the videos larger, as the sample video is); then six-frame clips, to
+learn to track (about 23 minutes):
 
-    python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 2000 \
-        --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 --out stage1.pt
+    python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 6000 \
+        --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 \
+        --out stage1.pt
     python tools/train_mini_sam2.py --init stage1.pt --frames 6 --batch 4 --targets 3 \
-        --shape-changes --steps 2400 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
+        --shape-changes --steps 2000 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
         --seed 1 --out src/napari_sam2_track/mini/mini_synthetic.pt
 
 ``python tools/eval_mini_sam2.py`` measures it.
