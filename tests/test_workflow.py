@@ -328,6 +328,24 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     assert 2 in c.session._state["mask_inputs_per_obj"][0]
 
 
+def test_fill_bucket_and_polygon_edits_become_the_truth(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer, _, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
+                                      video_file)  # fmt: skip
+    labels = c.masks_layer
+    viewer.dims.set_current_step(0, 10)  # a frame SAM 2 has not reached
+    labels.paint_polygon([[10, 20, 30], [10, 20, 60], [10, 40, 60], [10, 40, 30]], 1)
+    qtbot.waitUntil(lambda: c.session.results.get(10, 1) is not None, timeout=WAIT_MS)
+    x, y, w, h = c.session.results.get(10, 1).box
+    assert (x, y) == (30, 20) and abs(w - 31) <= 1 and abs(h - 21) <= 1
+    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == (x, y, w, h), timeout=WAIT_MS)
+    labels.fill((10, 30, 45), 0)  # the bucket, with the background label: erased
+    qtbot.waitUntil(lambda: c.session.results.get(10, 1).box is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (10, 1) not in drawn_boxes(c), timeout=WAIT_MS)
+    assert not np.asarray(labels.data[10]).any()
+
+
 def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
