@@ -45,7 +45,7 @@ SINGLE_SEEDS = range(100, 116)
 OCCLUSION_SEEDS = range(200, 212)
 CHANGING_SEEDS = range(300, 308)
 MIN_AREA = 30  # pixels an object must show on frame 0 to be clicked
-BOX_TOLERANCE = 2  # pixels, on each side
+BOX_TOLERANCE = 2  # pixels, on each of x, y, width and height
 
 
 def track(session: TrackingSession) -> dict[int, np.ndarray]:
@@ -142,6 +142,11 @@ def main() -> None:
         masks = track(session)
         changing += [mean_j(masks[obj], video.labels == obj) for obj in objects]
 
+    sample = make_synthetic_video(n_frames=N_FRAMES)  # the first frames of the sample
+    session, objects = click_objects(sample, args.model, args.checkpoint)
+    masks = track(session)
+    sample_j = [mean_j(masks[obj], sample.labels == obj) for obj in objects]
+
     print(
         f"single unoccluded objects: mean J {np.mean(single):.3f} over {len(single)} "
         f"objects x {N_FRAMES} frames (target >= 0.85)"
@@ -167,13 +172,8 @@ def main() -> None:
         f"objects that deform and leave and re-enter the frame: mean J "
         f"{np.mean(changing):.3f} over {len(changing)} objects"
     )
-    sample = make_synthetic_video(n_frames=N_FRAMES)  # the first frames of the sample
-    session, objects = click_objects(sample, args.model, args.checkpoint)
-    masks = track(session)
-    sample_j = [mean_j(masks[obj], sample.labels == obj) for obj in objects]
-
     print(
-        f"the sample video's {len(objects)} shapes: mean J {np.mean(sample_j):.3f} "
+        f"the sample video's {len(sample_j)} shapes: mean J {np.mean(sample_j):.3f} "
         f"(each: {', '.join(f'{j:.2f}' for j in sample_j)})"
     )
     print(
