@@ -9,7 +9,8 @@ On held-out synthetic videos (generator seeds below 1,000,000; training uses see
   with four objects, which only a model that looks at where the click is can get right;
 * occlusions: the same for every object of videos with four crossing objects, then,
   for each object whose IoU drops below 0.5, one corrective click on the first such
-  frame, and the mean J of the frames after that click before and after it;
+  frame, and the mean J of the frames after that click before and after it (also for
+  those objects alone that stayed lost after that frame rather than briefly hidden);
 * deformation and exits: the same for every object of videos whose shapes swell, shrink
   and stretch and leave the frame and come back (a frame where the object is gone and
   the mask is empty counts as J = 1);
@@ -46,6 +47,9 @@ OCCLUSION_SEEDS = range(200, 212)
 CHANGING_SEEDS = range(300, 308)
 MIN_AREA = 30  # pixels an object must show on frame 0 to be clicked
 BOX_TOLERANCE = 2  # pixels, on each of x, y, width and height
+# Below this mean J on the frames after a corrective click's frame, the object did not
+# come back by itself (an object only briefly hidden leaves a correction little to gain).
+STAYED_LOST = 0.6
 
 
 def track(session: TrackingSession) -> dict[int, np.ndarray]:
@@ -166,6 +170,13 @@ def main() -> None:
             f"mean J of the later frames {np.mean(before):.3f} before, {np.mean(after):.3f} "
             f"after, gain {gain:+.3f} (target >= +0.10)"
         )
+        lost = np.array(before) < STAYED_LOST
+        if lost.any():
+            lost_gain = np.mean(np.array(after)[lost]) - np.mean(np.array(before)[lost])
+            print(
+                f"  of which {lost.sum()} objects stayed lost (later frames' mean J below "
+                f"{STAYED_LOST} before the click): gain {lost_gain:+.3f}"
+            )
     else:
         print("corrective click: no object dropped below IoU 0.5")
     print(

@@ -110,10 +110,13 @@ class TrackingSession:
             model.predictor, self.frames, model.device, offload_state_to_cpu
         )
         predictor = model.predictor
-        # How far back SAM 2 looks: mask memories and object pointers of recent frames.
+        # How far back SAM 2 looks: mask memories and (where used) object pointers of
+        # recent frames.
+        pointer_window = (
+            predictor.max_obj_ptrs_in_encoder if predictor.use_obj_ptrs_in_encoder else 0
+        )
         self.memory_window = max(
-            predictor.num_maskmem * predictor.memory_temporal_stride_for_eval,
-            predictor.max_obj_ptrs_in_encoder,
+            predictor.num_maskmem * predictor.memory_temporal_stride_for_eval, pointer_window
         )
         self._dirty: set[int] = set()
         self._lock = threading.Lock()

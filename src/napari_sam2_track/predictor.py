@@ -134,6 +134,23 @@ def compose_sam2_config(
         restore_gh_from_backup(backup)
 
 
+def instantiate_sam2(model_config: Any) -> Any:
+    """The SAM 2 model a composed config's ``model`` node describes.
+
+    sam2 1.1 reads ``no_obj_ptr`` whenever a model predicts object scores but creates it
+    only for models that also put object pointers into memory attention; a model with
+    spatial memory alone then fails on its first frame. Its pointer is never read then,
+    so a zero one stands in (a buffer: nothing to train or load).
+    """
+    import torch
+    from hydra.utils import instantiate
+
+    model = instantiate(model_config, _recursive_=True)
+    if model.pred_obj_scores and not hasattr(model, "no_obj_ptr"):
+        model.register_buffer("no_obj_ptr", torch.zeros(1, model.hidden_dim), persistent=False)
+    return model
+
+
 def _match_memory_dtype(predictor: Any) -> None:
     """Let SAM 2 mix its bfloat16 memories with float32 features without CUDA autocast.
 
@@ -169,7 +186,6 @@ def build_model(
     without one, the model's official checkpoint is taken from the cache, downloading it
     on first use. ``random_weights`` skips weights altogether (tests and benchmarks).
     """
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from .models import BUNDLED_DIR, ensure_checkpoint, load_checkpoint_weights
@@ -195,7 +211,7 @@ def build_model(
     supply_connected_components()
     config = compose_sam2_config(spec.config, overrides, BUNDLED_DIR if spec.bundled else None)
     OmegaConf.resolve(config)
-    predictor = instantiate(config.model, _recursive_=True)
+    predictor = instantiate_sam2(config.model)
     predictor.fill_hole_area = hole_area(predictor.image_size)
     if path is not None:
         load_checkpoint_weights(predictor, path, spec.name)
