@@ -82,6 +82,23 @@ def test_a_single_mask_model_keeps_to_its_one_mask():
     assert not predictor.sam_mask_decoder.dynamic_multimask_via_stability
 
 
+def test_a_model_with_spatial_memory_alone_tracks():
+    """The bundled model predicts object scores but keeps no object pointers, a
+    combination sam2 1.1 fails on when it first tracks a frame (``no_obj_ptr``)."""
+    from napari_sam2_track.engine import TrackingSession
+    from napari_sam2_track.synthetic import make_synthetic_video
+
+    model = build_model("mini-synthetic", device="cpu")
+    predictor = model.predictor
+    assert predictor.pred_obj_scores and not predictor.use_obj_ptrs_in_encoder
+    assert "no_obj_ptr" not in predictor.state_dict()  # nothing to save or load
+    session = TrackingSession(make_synthetic_video(4, 64, 80, n_objects=1).frames, model)
+    session.set_prompt(0, 1, points=[(30, 30)], labels=[1])
+    assert [frame for frame, _ in session.propagate()] == [0, 1, 2, 3]
+    # Only mask memories are kept: of the recent frames SAM 2 reads, not 16 for pointers.
+    assert session.memory_window == predictor.num_maskmem
+
+
 def test_local_checkpoint_file_loads_into_the_model(tmp_path):
     torch.manual_seed(1)
     source = build_model(image_size=128, random_weights=True, device="cpu").predictor

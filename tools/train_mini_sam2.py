@@ -1,8 +1,9 @@
 """Train the miniature SAM 2 that ships as the ``mini-synthetic`` model.
 
 The model is SAM 2 itself (``sam2.modeling.sam2_base.SAM2Base``, built through Hydra from
-``src/napari_sam2_track/mini/mini_synthetic.yaml``), scaled down to 128-pixel frames and
-trained from scratch on the synthetic videos of :mod:`napari_sam2_track.synthetic`:
+``src/napari_sam2_track/mini/mini_synthetic.yaml``), scaled down to 128-pixel frames,
+tracking with spatial memory alone (no object pointers: see the config), and trained
+from scratch on the synthetic videos of :mod:`napari_sam2_track.synthetic`:
 textured shapes over a textured background that move, occlude each other, and (in some
 clips) swell, shrink and stretch, or leave the frame and come back.
 
@@ -28,8 +29,9 @@ frame where the masks went worst gets a corrective click and the loss falls on i
 the ``--frames`` after it, whose memory holds a stale first frame and stale tracked
 frames beside the fix, as on a long video. ``--p-twins`` adds clips whose objects all
 look alike, so that only the memory of where each one was tells them apart; in clips of
-distinct shapes a model can track by looks alone, through SAM 2's object pointers, and
-learn to ignore both its spatial memory and a later fix. ``--p-twins-end`` moves that
+distinct shapes a model with object pointers in its config can track by looks alone,
+through them, and learn to ignore both its spatial memory and a later fix (the reason
+the shipped config has none). ``--p-twins-end`` moves that
 share linearly to another by the last step: a model that starts on many look-alike
 clips learns to read its spatial memory before its object pointers come to drown it out
 (once they do, no gradient reaches the spatial memory), and fewer look-alikes later let
@@ -41,8 +43,8 @@ Everything is seeded; on the CPU the run is deterministic for a given thread cou
 
 The shipped checkpoint came from two runs on 2 CPU cores (no GPU), about 57 minutes in
 all: single frames first, as SAM 2 trains on images, to learn what a click means (about
-34 minutes; half the videos larger, as the sample video is); then six-frame clips, to
-learn to track (about 23 minutes):
+33 minutes; half the videos larger, as the sample video is); then six-frame clips, to
+learn to track (about 24 minutes):
 
     python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 6000 \
         --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 \
@@ -79,14 +81,13 @@ TRAIN_SEED_BASE = 1_000_000
 
 def build_training_model() -> torch.nn.Module:
     """SAM2Base from the bundled config, composed as the engine composes it."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from napari_sam2_track.predictor import compose_sam2_config
+    from napari_sam2_track.predictor import compose_sam2_config, instantiate_sam2
 
     config = compose_sam2_config(f"{CONFIG_NAME}.yaml", [], MINI_DIR)
     OmegaConf.resolve(config)
-    return instantiate(config.model, _recursive_=True)
+    return instantiate_sam2(config.model)
 
 
 # ----------------------------------------------------------------------------- clicks
