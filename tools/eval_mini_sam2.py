@@ -21,7 +21,10 @@ On held-out synthetic videos (generator seeds below 1,000,000; training uses see
   has its corner, width and height within 2 pixels of the true box's, for the single
   objects and for the objects of the videos with occlusions (before any correction).
 
-    python tools/eval_mini_sam2.py [--checkpoint FILE]
+    python tools/eval_mini_sam2.py [--checkpoint FILE] [--trace]
+
+``--trace`` also prints each corrective click and what it did: where the later frames'
+figure comes from (a click that does not fix its own frame, a fix that does not carry).
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mini-synthetic")
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument(
+        "--trace", action="store_true", help="print each corrective click and what it did"
+    )
     args = parser.parse_args()
     start = time.time()
 
@@ -127,9 +133,11 @@ def main() -> None:
             low = [t for t in range(1, N_FRAMES - 1) if scores[t] < 0.5]
             if low:
                 fixes[obj] = (low[0], scores)
+        click_labels = {}
         for obj, (frame, _) in fixes.items():
             point, label = correction_click(video.labels[frame] == obj, masks[obj][frame])
             session.set_prompt(frame, obj, points=[point], labels=[label])
+            click_labels[obj] = label
         if fixes:
             corrected = track(session)
             for obj, (frame, scores) in fixes.items():
@@ -137,6 +145,15 @@ def main() -> None:
                 later = range(frame + 1, N_FRAMES)
                 before.append(np.mean([scores[t] for t in later]))
                 after.append(np.mean([iou(corrected[obj][t], gt[t]) for t in later]))
+                if args.trace:
+                    shown = gt[frame].sum() / max(1, video.full_masks[obj - 1, frame].sum())
+                    kind = "positive" if click_labels[obj] else "negative"
+                    print(
+                        f"  seed {seed} object {obj}: {kind} click on frame {frame} "
+                        f"({shown:.0%} of it in view): J there {scores[frame]:.2f} -> "
+                        f"{iou(corrected[obj][frame], gt[frame]):.2f}, later frames "
+                        f"{before[-1]:.2f} -> {after[-1]:.2f}"
+                    )
 
     changing = []
     for seed in CHANGING_SEEDS:
