@@ -67,11 +67,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.models import BUNDLED_DIR
-from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import border_distance, deepest_point, make_synthetic_video
 
 MINI_DIR = BUNDLED_DIR
 CONFIG_NAME = "mini_synthetic"
@@ -97,7 +96,7 @@ def interior_click(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, f
     """A click inside ``mask`` (x, y): mostly well inside, as a person clicks."""
     ys, xs = np.nonzero(mask)
     if rng.random() < 0.7:
-        depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        depth = border_distance(mask)
         keep = depth[ys, xs] >= 0.5 * depth.max()
         ys, xs = ys[keep], xs[keep]
     i = rng.integers(len(ys))
@@ -272,7 +271,10 @@ def _video_res(high_res_masks: torch.Tensor, sizes) -> list[np.ndarray]:
 
 
 def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
-          output_dict, n_frames):  # fmt: skip
+          output_dict, n_frames, memory):  # fmt: skip
+    """SAM 2's track_step on one frame; the frame's memory is encoded only when
+    ``memory`` says a later frame will read it (a clip's last frame, or a single
+    frame, has no reader, and the encoder is a sizeable share of a step)."""
     current_out, sam_outputs, _, _ = model._track_step(
         frame_idx, is_init, feats, pos, sizes_feat, points, None, output_dict, n_frames,
         False, prev,
@@ -281,7 +283,10 @@ def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
     current_out["pred_masks"] = low_res
     current_out["pred_masks_high_res"] = high_res
     current_out["obj_ptr"] = obj_ptr
-    model._encode_memory_in_output(feats, sizes_feat, points, True, high_res, scores, current_out)
+    if memory:
+        model._encode_memory_in_output(
+            feats, sizes_feat, points, True, high_res, scores, current_out
+        )
     return current_out, high_multi, ious, scores
 
 
@@ -329,7 +334,7 @@ class Batch:
     def step(self, t: int, is_init: bool, points=None, prev=None):
         feats, pos = self.frame_feats(t)
         return _step(self.model, t, is_init, feats, pos, self.feat_sizes, points, prev,
-                     self.output_dict, self.n_frames)  # fmt: skip
+                     self.output_dict, self.n_frames, t < self.n_frames - 1)  # fmt: skip
 
     def loss(self, multi, ious, scores, t: int):
         return frame_loss(multi, ious, scores, self.targets[:, t])

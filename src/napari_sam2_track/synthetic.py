@@ -159,11 +159,27 @@ def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union)
 
 
-def deepest_point(mask: np.ndarray) -> tuple[float, float]:
-    """(x, y) of the pixel of ``mask`` farthest from its border: where a person clicks."""
+def border_distance(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's Euclidean distance to the nearest pixel outside ``mask`` (beyond the
+    image's edge counts as outside); 0 outside the mask.
+
+    Computed on the mask's bounding box alone, with a ring of outside around it: every
+    pixel beyond the box is outside, and none is nearer than the ring, so the result is
+    exact and costs what the object's size costs, not the frame's.
+    """
     from scipy import ndimage
 
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    depth = np.zeros(mask.shape, dtype=np.float64)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size:
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        depth[box] = ndimage.distance_transform_edt(np.pad(mask[box], 1))[1:-1, 1:-1]
+    return depth
+
+
+def deepest_point(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of the pixel of ``mask`` farthest from its border: where a person clicks."""
+    depth = border_distance(mask)
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
     return float(x), float(y)
 
