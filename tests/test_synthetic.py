@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-from napari_sam2_track.synthetic import make_synthetic_video
+from napari_sam2_track.synthetic import border_distance, deepest_point, make_synthetic_video
 
 
 def test_same_seed_same_video_other_seed_other_video():
@@ -76,3 +77,20 @@ def test_twins_look_alike_and_move_as_the_same_seed_would():
     # One texture for all: the objects' mean colours agree, as the plain ones' do not.
     assert np.ptp(mean_colours(twins), axis=0).max() < 20
     assert np.ptp(mean_colours(plain), axis=0).max() > 20
+
+
+def test_border_distance_is_the_whole_frames_distance_transform():
+    """Taken on the object's bounding box alone, it must equal the transform of the whole
+    frame (with beyond the edge counting as outside), and so give the same clicks."""
+    video = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=4, seed=7,
+                                 leave=True)  # fmt: skip
+    rng = np.random.default_rng(0)
+    masks = [video.labels[t] == obj for t in range(4) for obj in range(1, 5)]
+    masks += [video.labels[0] == 0]  # the background: touches every edge
+    masks += [(video.labels[1] == 2) ^ (rng.random((96, 128)) < 0.02)]  # ragged, in pieces
+    masks += [np.zeros((96, 128), bool), np.ones((96, 128), bool)]
+    for mask in masks:
+        whole = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        np.testing.assert_array_equal(border_distance(mask), whole)
+        y, x = np.unravel_index(int(np.argmax(whole)), whole.shape)
+        assert deepest_point(mask) == (float(x), float(y))

@@ -41,10 +41,10 @@ sample video is 360x480).
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
-The shipped checkpoint came from two runs on 2 CPU cores (no GPU), about 57 minutes in
-all: single frames first, as SAM 2 trains on images, to learn what a click means (about
-33 minutes; half the videos larger, as the sample video is); then six-frame clips, to
-learn to track (about 24 minutes):
+The shipped checkpoint comes from two runs on 2 CPU cores (no GPU), about 54 minutes in
+all, which give its weights exactly: single frames first, as SAM 2 trains on images, to
+learn what a click means (about 29 minutes; half the videos larger, as the sample video
+is); then six-frame clips, to learn to track (about 25 minutes):
 
     python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 6000 \
         --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 \
