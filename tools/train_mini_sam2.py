@@ -271,10 +271,10 @@ def _video_res(high_res_masks: torch.Tensor, sizes) -> list[np.ndarray]:
 
 
 def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
-          output_dict, n_frames, memory):  # fmt: skip
-    """SAM 2's track_step on one frame; the frame's memory is encoded only when
-    ``memory`` says a later frame will read it (a clip's last frame, or a single
-    frame, has no reader, and the encoder is a sizeable share of a step)."""
+          output_dict, n_frames):  # fmt: skip
+    """SAM 2's track_step on one frame; the frame's memory is encoded only when a later
+    frame will read it (a clip's last frame, or a single frame, has no reader, and the
+    encoder is a sizeable share of a step)."""
     current_out, sam_outputs, _, _ = model._track_step(
         frame_idx, is_init, feats, pos, sizes_feat, points, None, output_dict, n_frames,
         False, prev,
@@ -283,7 +283,7 @@ def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
     current_out["pred_masks"] = low_res
     current_out["pred_masks_high_res"] = high_res
     current_out["obj_ptr"] = obj_ptr
-    if memory:
+    if frame_idx < n_frames - 1:
         model._encode_memory_in_output(
             feats, sizes_feat, points, True, high_res, scores, current_out
         )
@@ -334,7 +334,7 @@ class Batch:
     def step(self, t: int, is_init: bool, points=None, prev=None):
         feats, pos = self.frame_feats(t)
         return _step(self.model, t, is_init, feats, pos, self.feat_sizes, points, prev,
-                     self.output_dict, self.n_frames, t < self.n_frames - 1)  # fmt: skip
+                     self.output_dict, self.n_frames)  # fmt: skip
 
     def loss(self, multi, ious, scores, t: int):
         return frame_loss(multi, ious, scores, self.targets[:, t])
