@@ -62,3 +62,15 @@ def test_share_of_look_alike_clips_moves_from_start_to_end(trainer):
     falling = trainer.parse_args(["--steps", "5", "--p-twins", "0.5", "--p-twins-end", "0.1"])
     shares = [trainer.twins_share(falling, step) for step in range(5)]
     assert shares == pytest.approx([0.5, 0.4, 0.3, 0.2, 0.1])
+
+
+def test_weights_carry_from_one_image_size_to_another(trainer):
+    """A stage can go on at 256 pixels from weights trained at the config's 128."""
+    small, large = trainer.build_training_model(), trainer.build_training_model(256)
+    assert (small.image_size, large.image_size) == (128, 256)
+    # Memory attention's rotary positions are laid out on the memory's grid (stride 16).
+    for model, grid in ((small, 8), (large, 16)):
+        for layer in model.memory_attention.layers:
+            assert layer.self_attn.freqs_cis.shape[0] == grid * grid
+    large.load_state_dict(small.state_dict())  # strict: every weight fits both sizes
+    assert all(torch.equal(v, large.state_dict()[k]) for k, v in small.state_dict().items())

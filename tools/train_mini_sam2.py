@@ -36,7 +36,9 @@ share linearly to another by the last step: a model that starts on many look-ali
 clips learns to read its spatial memory before its object pointers come to drown it out
 (once they do, no gradient reaches the spatial memory), and fewer look-alikes later let
 it use looks as well. ``--max-scale`` makes half the videos up to that much larger (the
-sample video is 360x480).
+sample video is 360x480). ``--image-size`` trains at another frame size than the
+config's: the weights fit every size (only the image and memory grids change), so a
+stage can go on at a larger size from weights trained at a smaller, cheaper one.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
@@ -78,13 +80,23 @@ CONFIG_NAME = "mini_synthetic"
 TRAIN_SEED_BASE = 1_000_000
 
 
-def build_training_model() -> torch.nn.Module:
-    """SAM2Base from the bundled config, composed as the engine composes it."""
+def build_training_model(image_size: int | None = None) -> torch.nn.Module:
+    """SAM2Base from the bundled config, composed as the engine composes it; at
+    ``image_size`` when given (the weights fit every size: only the grids change)."""
     from omegaconf import OmegaConf
 
     from napari_sam2_track.predictor import compose_sam2_config, instantiate_sam2
 
-    config = compose_sam2_config(f"{CONFIG_NAME}.yaml", [], MINI_DIR)
+    overrides = []
+    if image_size is not None:
+        grid = image_size // 16  # the memory's grid: the image encoder's stride is 16
+        attention = "++model.memory_attention.layer"
+        overrides = [
+            f"++model.image_size={image_size}",
+            f"{attention}.self_attention.feat_sizes=[{grid},{grid}]",
+            f"{attention}.cross_attention.feat_sizes=[{grid},{grid}]",
+        ]
+    config = compose_sam2_config(f"{CONFIG_NAME}.yaml", overrides, MINI_DIR)
     OmegaConf.resolve(config)
     return instantiate_sam2(config.model)
 
@@ -486,6 +498,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--drift-share", type=float, default=1.0, help="share of steps that are drift corrections"
     )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="frame size to train at (default: the config's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=MINI_DIR / f"{CONFIG_NAME}.pt")
@@ -513,7 +531,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     torch.use_deterministic_algorithms(True, warn_only=True)
     rng = np.random.default_rng(args.seed)  # every numpy draw comes from here
 
-    model = build_training_model()
+    model = build_training_model(args.image_size)
     model.train()
     if args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
