@@ -81,21 +81,14 @@ TRAIN_SEED_BASE = 1_000_000
 
 
 def build_training_model(image_size: int | None = None) -> torch.nn.Module:
-    """SAM2Base from the bundled config, composed as the engine composes it; at
+    """SAM2Base from the bundled config, composed as the engine composes it, at
     ``image_size`` when given (the weights fit every size: only the grids change)."""
     from omegaconf import OmegaConf
 
-    from napari_sam2_track.predictor import compose_sam2_config, instantiate_sam2
+    from napari_sam2_track.predictor import check_image_size, compose_sam2_config, instantiate_sam2
 
-    overrides = []
-    if image_size is not None:
-        grid = image_size // 16  # the memory's grid: the image encoder's stride is 16
-        attention = "++model.memory_attention.layer"
-        overrides = [
-            f"++model.image_size={image_size}",
-            f"{attention}.self_attention.feat_sizes=[{grid},{grid}]",
-            f"{attention}.cross_attention.feat_sizes=[{grid},{grid}]",
-        ]
+    check_image_size(image_size)
+    overrides = [] if image_size is None else [f"++model.image_size={image_size}"]
     config = compose_sam2_config(f"{CONFIG_NAME}.yaml", overrides, MINI_DIR)
     OmegaConf.resolve(config)
     return instantiate_sam2(config.model)
