@@ -94,3 +94,22 @@ def test_border_distance_is_the_whole_frames_distance_transform():
         np.testing.assert_array_equal(border_distance(mask), whole)
         y, x = np.unravel_index(int(np.argmax(whole)), whole.shape)
         assert deepest_point(mask) == (float(x), float(y))
+
+
+def test_noise_is_exactly_the_bilinear_interpolation_of_its_grid():
+    """Interpolated row by row for speed, the noise must still be each pixel's four-corner
+    interpolation to the last bit: every video, and so the training data of the bundled
+    model, is made of it."""
+    from napari_sam2_track.synthetic import _smooth_noise
+
+    height, width, cell = 37, 53, 6
+    noise = _smooth_noise(np.random.default_rng(9), height, width, cell)
+    grid = np.random.default_rng(9).random((height // cell + 2, width // cell + 2))
+    expected = np.empty((height, width))
+    for y in range(height):
+        for x in range(width):
+            y0, x0, fy, fx = y // cell, x // cell, y / cell - y // cell, x / cell - x // cell
+            top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
+            bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
+            expected[y, x] = top * (1 - fy) + bottom * fy
+    np.testing.assert_array_equal(noise, expected)

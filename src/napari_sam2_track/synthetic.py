@@ -44,15 +44,16 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
     xs = np.arange(width) / cell
     y0, x0 = ys.astype(int), xs.astype(int)
     fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x0 + 1] * fx
-    bottom = grid[y0 + 1][:, x0] * (1 - fx) + grid[y0 + 1][:, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
+    # Along x on the coarse rows first, then along y: the same sums as interpolating
+    # each pixel from its four grid values, at half the full-size work.
+    rows = grid[:, x0] * (1 - fx) + grid[:, x0 + 1] * fx
+    return rows[y0] * (1 - fy) + rows[y0 + 1] * fy
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     coarse = _smooth_noise(rng, height, width, cell=48)
     fine = _smooth_noise(rng, height, width, cell=6)
-    yy, xx = np.mgrid[0:height, 0:width]
+    yy, xx = np.arange(height)[:, None], np.arange(width)[None, :]
     stripes = 0.5 + 0.5 * np.sin((xx * 0.9 + yy * 0.4) / 7.0)
     base = 0.45 * coarse + 0.35 * fine + 0.2 * stripes
     tint = rng.uniform(0.35, 0.75, size=3)
@@ -99,7 +100,9 @@ def make_synthetic_video(
         raise ValueError(f"n_objects must be between 1 and {len(SHAPE_KINDS) * 4}.")
     rng = np.random.default_rng(seed)
     background = _background(rng, height, width)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    # A column and a row: shape masks broadcast them to the frame.
+    yy = np.arange(height, dtype=np.float32)[:, None]
+    xx = np.arange(width, dtype=np.float32)[None, :]
 
     radius = rng.uniform(0.09, 0.14, size=n_objects) * min(height, width)
     pos = np.stack(
@@ -108,9 +111,10 @@ def make_synthetic_video(
     speed = rng.uniform(2.0, 5.0, size=n_objects)
     angle = rng.uniform(0, 2 * np.pi, size=n_objects)
     vel = np.stack([np.sin(angle), np.cos(angle)], axis=1) * speed[:, None]
+    # Each texture is a noise field and a colour, combined only where the shape is drawn
+    # (a whole-frame RGB texture per object costs more than the frames that show it).
     textures = [
-        (_smooth_noise(rng, height, width, cell=4)[..., None] * 0.35 + 0.65)
-        * rng.uniform(0.2, 1.0, size=3)[None, None, :]
+        (_smooth_noise(rng, height, width, cell=4), rng.uniform(0.2, 1.0, size=3))
         for _ in range(n_objects)
     ]
     kinds = [SHAPE_KINDS[i % len(SHAPE_KINDS)] for i in range(n_objects)]
@@ -136,7 +140,9 @@ def make_synthetic_video(
                 r, stretch = r * (1 + deform * wave[0]), 1 + deform * wave[1]
             mask = _shape_mask(kinds[i], yy, xx, pos[i, 0], pos[i, 1], r, stretch)
             full_masks[i, t] = mask
-            frame[mask] = (textures[i][mask] * 255).astype(np.uint8)
+            noise, colour = textures[i]
+            texture = (noise[mask][:, None] * 0.35 + 0.65) * colour[None, :]
+            frame[mask] = (texture * 255).astype(np.uint8)
             labels[t][mask] = i + 1
         frames[t] = frame
         pos += vel
