@@ -29,7 +29,8 @@ def trainer():
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
     look-alike objects, corrections on later frames, fixes after a drift."""
-    options = "--steps 4 --batch 2 --frames 3 --targets 2 --shape-changes --p-correct 1"
+    options = "--image-size 128 --steps 4 --batch 2 --frames 3 --targets 2 --shape-changes"
+    options += " --p-correct 1"
     options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
@@ -51,8 +52,9 @@ def test_single_frame_training_leaves_the_memory_alone(trainer):
     """The first stage of the recipe: clicks on single frames, as SAM 2 trains on images."""
     torch.manual_seed(0)
     initial = trainer.build_training_model().state_dict()
-    options = "--steps 2 --batch 2 --frames 1 --targets 2 --p-correct 0 --encoder-lr 1e-4"
-    trained = trainer.train(trainer.parse_args([*options.split(), "--weight-decay", "0.1"]))
+    options = "--image-size 128 --steps 2 --batch 2 --frames 1 --targets 2 --p-correct 0"
+    options += " --encoder-lr 1e-4 --weight-decay 0.1"
+    trained = trainer.train(trainer.parse_args(options.split()))
     moved = {k.split(".")[0] for k in trained if not torch.equal(trained[k], initial[k])}
     assert {"image_encoder", "sam_mask_decoder", "sam_prompt_encoder"} <= moved
     assert not moved & {"memory_attention", "memory_encoder", "obj_ptr_proj"}
@@ -67,14 +69,16 @@ def test_share_of_look_alike_clips_moves_from_start_to_end(trainer):
 
 
 def test_weights_carry_from_one_image_size_to_another(trainer):
-    """A stage can go on at 256 pixels from weights trained at the config's 128."""
-    small, large = trainer.build_training_model(), trainer.build_training_model(256)
+    """The recipe's first stages train at 128 pixels, where a step is cheaper, and the
+    last goes on at the config's 256 with the same weights."""
+    small, large = trainer.build_training_model(128), trainer.build_training_model()
     assert (small.image_size, large.image_size) == (128, 256)
     large.load_state_dict(small.state_dict())  # strict: every weight fits both sizes
     assert all(torch.equal(v, large.state_dict()[k]) for k, v in small.state_dict().items())
-    # A clip trains at that size: its second frame reads the first's memory on a 16x16
-    # grid, where the config lays rotary positions out for 8x8 (sam2 lays them out anew).
-    options = "--image-size 256 --steps 1 --batch 1 --frames 2 --targets 1 --p-correct 0"
+    # A clip trains at the smaller size: its second frame reads the first's memory on an
+    # 8x8 grid, where the config lays rotary positions out for 16x16 (sam2 lays them out
+    # anew).
+    options = "--image-size 128 --steps 1 --batch 1 --frames 2 --targets 1 --p-correct 0"
     trained = trainer.train(trainer.parse_args(options.split()))
     assert trained.keys() == small.state_dict().keys()
     with pytest.raises(ModelSetupError, match="must be a multiple of 32"):

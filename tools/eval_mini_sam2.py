@@ -14,7 +14,7 @@ On held-out synthetic videos (generator seeds below 1,000,000; training uses see
 * deformation and exits: the same for every object of videos whose shapes swell, shrink
   and stretch and leave the frame and come back (a frame where the object is gone and
   the mask is empty counts as J = 1);
-* the sample video (what the demo opens: 360x480, brought down to the model's 128
+* the sample video (what the demo opens: 360x480, brought down to the model's 256
   pixels, where the held-out videos are 120x160): mean J of its shapes over 24 frames
   after one click each on frame 0;
 * boxes: the share of frames whose box (from the mask, as the Shapes layer shows it)

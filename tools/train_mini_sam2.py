@@ -1,7 +1,7 @@
 """Train the miniature SAM 2 that ships as the ``mini-synthetic`` model.
 
 The model is SAM 2 itself (``sam2.modeling.sam2_base.SAM2Base``, built through Hydra from
-``src/napari_sam2_track/mini/mini_synthetic.yaml``), scaled down to 128-pixel frames,
+``src/napari_sam2_track/mini/mini_synthetic.yaml``), scaled down to 256-pixel frames,
 tracking with spatial memory alone (no object pointers: see the config), and trained
 from scratch on the synthetic videos of :mod:`napari_sam2_track.synthetic`:
 textured shapes over a textured background that move, occlude each other, and (in some
@@ -43,17 +43,22 @@ stage can go on at a larger size from weights trained at a smaller, cheaper one.
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
-The shipped checkpoint comes from two runs on 2 CPU cores (no GPU), about 54 minutes in
-all, which give its weights exactly: single frames first, as SAM 2 trains on images, to
-learn what a click means (about 29 minutes; half the videos larger, as the sample video
-is); then six-frame clips, to learn to track (about 25 minutes):
+The shipped checkpoint comes from three runs on 2 CPU cores (no GPU), about 56 minutes
+in all, which give its weights exactly. Single frames first, as SAM 2 trains on images, to
+learn what a click means (about 20 minutes; half the videos larger, as the sample video
+is); then six-frame clips, to learn to track (about 21 minutes); both at 128 pixels, where
+a step costs a third of one at 256. Last, a short run of the same clips at the model's
+256 pixels (about 15 minutes), which it sees at twice the detail:
 
-    python tools/train_mini_sam2.py --frames 1 --batch 8 --targets 4 --steps 6000 \
-        --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 --p-correct 0 \
-        --out stage1.pt
-    python tools/train_mini_sam2.py --init stage1.pt --frames 6 --batch 4 --targets 3 \
-        --shape-changes --steps 2000 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
-        --seed 1 --out src/napari_sam2_track/mini/mini_synthetic.pt
+    python tools/train_mini_sam2.py --image-size 128 --frames 1 --batch 8 --targets 4 \
+        --steps 6000 --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
+        --p-correct 0 --out stage1.pt
+    python tools/train_mini_sam2.py --image-size 128 --init stage1.pt --frames 6 \
+        --batch 4 --targets 3 --shape-changes --steps 2000 --lr 1e-3 --encoder-lr 1e-4 \
+        --weight-decay 0.1 --seed 1 --out stage2.pt
+    python tools/train_mini_sam2.py --init stage2.pt --frames 6 --batch 4 --targets 3 \
+        --shape-changes --steps 500 --lr 3e-4 --encoder-lr 3e-5 --weight-decay 0.1 \
+        --seed 2 --out src/napari_sam2_track/mini/mini_synthetic.pt
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
