@@ -317,7 +317,7 @@ def _spy_previous_logits(session, monkeypatch) -> list:
     original = predictor._run_single_frame_inference
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["prev_sam_mask_logits"])
+        seen.append(kwargs.get("prev_sam_mask_logits"))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
@@ -370,3 +370,78 @@ def test_a_correction_in_a_restored_session_refines_the_stored_mask(model, video
     # A frame with nothing stored starts from the clicks alone, as in SAM 2.
     again.set_prompt(8, 2, points=[(60, 60)], labels=[1])
     assert seen[-1] is None
+
+
+def _paint_squares(session, frames, obj_id=1) -> dict[int, np.ndarray]:
+    """A different square on each frame, stored as if the person had kept it."""
+    squares = {}
+    for i, frame in enumerate(frames):
+        square = np.zeros((session.height, session.width), dtype=bool)
+        square[4 + 2 * i : 28 + 2 * i, 8 + 3 * i : 40 + 3 * i] = True
+        session.results.set(frame, obj_id, ObjectMask.from_mask(square))
+        squares[frame] = square
+    return squares
+
+
+def _low_res(mask: np.ndarray) -> np.ndarray:
+    return (_as_low_res_logits(mask) > 0)[0, 0].numpy()
+
+
+def _recalled(outputs: dict, frame: int) -> np.ndarray:
+    return (outputs["non_cond_frame_outputs"][frame]["pred_masks"] > 0)[0, 0].numpy()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_correction_gets_back_the_memory_sam2_reads_before_it(model, reverse, monkeypatch):
+    """A click on a frame far behind the last tracked one is read against the memory of
+    the frames before it (after it, tracking backward), encoded again from their stored
+    masks, and no further back than SAM 2 reads."""
+    video = make_synthetic_video(n_frames=30, height=64, width=80, n_objects=1)
+    session = TrackingSession(video.frames, model)
+    session.set_prompt(29 if reverse else 0, 1, points=[(30, 30)], labels=[1])
+    list(session.propagate("backward" if reverse else "forward"))
+    outputs = session._state["output_dict_per_obj"][_obj_idx(session, 1)]
+    window, fix = session.mask_memory_window, 21 if reverse else 8
+    before = [fix + k if reverse else fix - k for k in range(1, window + 1)]
+    assert not set(before) & set(outputs["non_cond_frame_outputs"])  # forgotten
+    squares = _paint_squares(session, before)
+
+    session.set_prompt(fix, 1, points=[(40, 20)], labels=[0])
+
+    held = outputs["non_cond_frame_outputs"]
+    beyond = before[-1] + (1 if reverse else -1)
+    assert set(before) <= set(held) and beyond not in held
+    for frame in before:
+        assert held[frame]["maskmem_features"] is not None
+        agree = np.mean(_recalled(outputs, frame) == _low_res(squares[frame]))
+        assert agree > 0.97, (frame, agree)
+    # Now held, they are not encoded again for the propagation from the correction.
+    predictor, encoded = session.model.predictor, []
+    original = predictor._run_single_frame_inference
+
+    def spy(*args, **kwargs):
+        if kwargs["mask_inputs"] is not None:
+            encoded.append(kwargs["frame_idx"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
+    tracked = [f for f, _ in session.propagate("backward" if reverse else "forward")]
+    assert tracked == (list(range(fix, -1, -1)) if reverse else list(range(fix, 30)))
+    assert encoded == []
+
+
+def test_a_restored_session_recalls_memory_before_it_tracks_on(model, video):
+    first = TrackingSession(video.frames, model)
+    first.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(first.propagate())
+
+    again = TrackingSession(video.frames, model)
+    again.restore(first.prompts, first.results)
+    outputs = again._state["output_dict_per_obj"][_obj_idx(again, 1)]
+    assert not outputs["non_cond_frame_outputs"]  # only the prompted frame was replayed
+    squares = _paint_squares(again, [3, 4, 5])
+    frames = again.propagate(start=6)
+    assert next(frames)[0] == 6
+    frames.close()
+    for frame, square in squares.items():
+        assert np.mean(_recalled(outputs, frame) == _low_res(square)) > 0.97

@@ -118,6 +118,11 @@ class TrackingSession:
         self.memory_window = max(
             predictor.num_maskmem * predictor.memory_temporal_stride_for_eval, pointer_window
         )
+        # The frames whose mask memory SAM 2 reads before a frame (as _forget_old_memory
+        # keeps them); object pointers reach further back but weigh far less.
+        self.mask_memory_window = (
+            predictor.num_maskmem - 1
+        ) * predictor.memory_temporal_stride_for_eval
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -185,6 +190,7 @@ class TrackingSession:
         prompt.check_fits(frame, self.n_frames, self.height, self.width)
         predictor = self.model.predictor
         with self._editing(), self.model.autocast():
+            self._recall_memory_before(frame, [obj_id], self._tracked_in_reverse(frame, obj_id))
             if prompt.mask is not None:
                 _, obj_ids, masks = predictor.add_new_mask(self._state, frame, obj_id, prompt.mask)
             else:
@@ -232,6 +238,53 @@ class TrackingSession:
         finally:  # SAM 2 replaced it with the new output, unless the call failed
             if slot.get(frame) is placeholder:
                 del slot[frame]
+
+    def _tracked_in_reverse(self, frame: int, obj_id: int) -> bool:
+        """Whether SAM 2 last tracked the object to this frame backward (so a click there
+        reads the memory of the frames after it)."""
+        obj_idx = self._state["obj_id_to_idx"].get(obj_id)
+        tracked = None if obj_idx is None else self._state["frames_tracked_per_obj"][obj_idx]
+        return bool(tracked and tracked.get(frame, {}).get("reverse", False))
+
+    def _recall_memory_before(self, frame: int, obj_ids: Sequence[int], reverse: bool) -> None:
+        """Give SAM 2 back the memory of the frames it reads before ``frame``.
+
+        SAM 2 reads the mask memory of the ``mask_memory_window`` frames before a frame
+        (after it, tracking backward) both to take clicks there and to track on from
+        there. :meth:`_forget_old_memory` drops that memory once a pass has gone on, and
+        a restored session never had it, so a correction would otherwise be read against
+        the prompted frames alone, far away, and a click that should trim the mask can
+        empty it. Each missing frame's memory is encoded again from its stored mask (the
+        mask the person saw and kept), as SAM 2 encodes a mask prompt: at most
+        ``mask_memory_window`` image encodings, each shared by the objects.
+        """
+        import torch
+
+        state, predictor = self._state, self.model.predictor
+        indices = [state["obj_id_to_idx"][o] for o in obj_ids if o in state["obj_id_to_idx"]]
+        step = 1 if reverse else -1
+        size = (predictor.image_size, predictor.image_size)
+        for offset in range(1, self.mask_memory_window + 1):
+            t = frame + step * offset
+            if not 0 <= t < self.n_frames:
+                break
+            for obj_idx in indices:  # frame-major: SAM 2 caches one frame's features
+                outputs = state["output_dict_per_obj"][obj_idx]
+                entry = self.results.get(t, state["obj_idx_to_id"][obj_idx])
+                if entry is None or any(t in held for held in outputs.values()):
+                    continue
+                mask = torch.from_numpy(entry.mask)[None, None].float().to(state["device"])
+                mask = torch.nn.functional.interpolate(
+                    mask, size=size, mode="bilinear", align_corners=False, antialias=True
+                )
+                with torch.inference_mode():  # as SAM 2's public calls run it
+                    out, _ = predictor._run_single_frame_inference(
+                        inference_state=state, output_dict=outputs, frame_idx=t, batch_size=1,
+                        is_init_cond_frame=False, point_inputs=None,
+                        mask_inputs=(mask >= 0.5).float(), reverse=reverse,
+                        run_mem_encoder=True,
+                    )  # fmt: skip
+                outputs["non_cond_frame_outputs"][t] = out
 
     def _empty_previous_output_slot(self, frame: int, obj_id: int) -> dict | None:
         """Where SAM 2's add_new_points_or_box looks first for an object's previous
@@ -401,6 +454,8 @@ class TrackingSession:
 
     def _sam2_pass(self, anchor: int, count: int, reverse: bool) -> Iterator[FrameResult]:
         predictor = self.model.predictor
+        with self.model.autocast():
+            self._recall_memory_before(anchor, self.object_ids, reverse)
         frames = predictor.propagate_in_video(
             self._state, start_frame_idx=anchor, max_frame_num_to_track=count, reverse=reverse
         )
