@@ -26,6 +26,9 @@ MEAN_IOU_TRACKED = 0.75
 # A video where the mask slowly slides off the tracked object, which stays in full view,
 # and does not come back by itself (IoU 0.35 to 0.78 from frame 12 on).
 CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 402, 24, 4
+# One of the evaluation's videos with occlusions: the mask of object 1 takes in the shape
+# that half hides it on frame 13, long after SAM 2 tracked past it.
+TRIM_SEED, TRIM_OBJECT = 203, 1
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,29 @@ def test_correction_improves_later_frames(mini):
     later = range(frame + 1, len(gt))
     gain = np.mean([iou(after[t], gt[t]) for t in later]) - np.mean([scores[t] for t in later])
     assert gain >= 0.1, gain
+
+
+def test_a_negative_click_far_behind_the_tracking_trims_the_mask(mini):
+    """The click is read against the memory of the frames just before it (encoded again
+    from their masks): without it the model drops the object there and after."""
+    video = make_synthetic_video(24, HEIGHT, WIDTH, n_objects=4, seed=TRIM_SEED)
+    session = TrackingSession(video.frames, mini)
+    for obj in range(1, video.n_objects + 1):
+        visible = video.labels[0] == obj
+        session.set_prompt(0, obj, points=[deepest_point(visible)], labels=[1])
+    run(session)
+    gt = video.labels == TRIM_OBJECT
+    before = tracked_masks(session, TRIM_OBJECT)
+    frame = next(t for t in range(1, 23) if iou(before[t], gt[t]) < 0.5)
+    assert frame == 13 and frame < session.n_frames - session.memory_window
+    point, label = correction_click(gt[frame], before[frame])
+    assert label == 0
+
+    fixed = session.set_prompt(frame, TRIM_OBJECT, points=[point], labels=[label])
+    assert iou(fixed.mask, gt[frame]) > iou(before[frame], gt[frame])
+    run(session)
+    after = tracked_masks(session, TRIM_OBJECT)
+    later = range(frame + 1, 24)
+    assert np.mean([iou(after[t], gt[t]) for t in later]) > np.mean(
+        [iou(before[t], gt[t]) for t in later]
+    )
