@@ -310,18 +310,23 @@ def test_restored_session_keeps_stored_masks_and_continues_from_new_prompts(mode
     assert [f for f, _ in again.propagate()] == [7, 8, 9]
 
 
-def _spy_previous_logits(session, monkeypatch) -> list:
-    """What SAM 2's decoder gets as the previous mask logits, call by call."""
+def _spy_frame_inference(session, monkeypatch) -> list[dict]:
+    """What SAM 2's single-frame inference is called with, call by call."""
     predictor = session.model.predictor
-    seen = []
+    calls = []
     original = predictor._run_single_frame_inference
 
     def spy(*args, **kwargs):
-        seen.append(kwargs.get("prev_sam_mask_logits"))
+        calls.append(kwargs)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
-    return seen
+    return calls
+
+
+def _previous_logits(call: dict):
+    """The previous mask logits SAM 2's decoder got in a call (None: clicks alone)."""
+    return call.get("prev_sam_mask_logits")
 
 
 def _as_low_res_logits(mask: np.ndarray) -> torch.Tensor:
@@ -340,19 +345,18 @@ def test_a_correction_where_sam2_dropped_its_output_refines_the_stored_mask(mode
     outputs = session._state["output_dict_per_obj"][_obj_idx(session, 1)]
     assert 2 not in outputs["non_cond_frame_outputs"]  # forgotten: the video is long
     stored = session.results.get(2, 1).mask
-    seen = _spy_previous_logits(session, monkeypatch)
+    calls = _spy_frame_inference(session, monkeypatch)
 
     session.set_prompt(2, 1, points=[(40, 20)], labels=[0])
 
-    torch.testing.assert_close(seen[-1], _as_low_res_logits(stored))
+    torch.testing.assert_close(_previous_logits(calls[-1]), _as_low_res_logits(stored))
     temp = session._state["temp_output_dict_per_obj"][_obj_idx(session, 1)]
     # SAM 2's output replaced the stand-in (corrected frames become conditioning frames).
     assert "obj_ptr" in temp["cond_frame_outputs"][2]
     # A frame SAM 2 still holds uses SAM 2's own logits, untouched.
     session.set_prompt(29, 1, points=[(40, 20)], labels=[1])
-    torch.testing.assert_close(
-        seen[-1], outputs["non_cond_frame_outputs"][29]["pred_masks"].clamp(-32, 32)
-    )
+    held = outputs["non_cond_frame_outputs"][29]["pred_masks"]
+    torch.testing.assert_close(_previous_logits(calls[-1]), held.clamp(-32, 32))
 
 
 def test_a_correction_in_a_restored_session_refines_the_stored_mask(model, video, monkeypatch):
@@ -364,12 +368,12 @@ def test_a_correction_in_a_restored_session_refines_the_stored_mask(model, video
 
     again = TrackingSession(video.frames, model)
     again.restore(first.prompts, first.results)
-    seen = _spy_previous_logits(again, monkeypatch)
+    calls = _spy_frame_inference(again, monkeypatch)
     again.set_prompt(5, 1, points=[(60, 60)], labels=[1])
-    torch.testing.assert_close(seen[-1], _as_low_res_logits(square))
+    torch.testing.assert_close(_previous_logits(calls[-1]), _as_low_res_logits(square))
     # A frame with nothing stored starts from the clicks alone, as in SAM 2.
     again.set_prompt(8, 2, points=[(60, 60)], labels=[1])
-    assert seen[-1] is None
+    assert _previous_logits(calls[-1]) is None
 
 
 def _paint_squares(session, frames, obj_id=1) -> dict[int, np.ndarray]:
@@ -416,18 +420,10 @@ def test_a_correction_gets_back_the_memory_sam2_reads_before_it(model, reverse, 
         agree = np.mean(_recalled(outputs, frame) == _low_res(squares[frame]))
         assert agree > 0.97, (frame, agree)
     # Now held, they are not encoded again for the propagation from the correction.
-    predictor, encoded = session.model.predictor, []
-    original = predictor._run_single_frame_inference
-
-    def spy(*args, **kwargs):
-        if kwargs["mask_inputs"] is not None:
-            encoded.append(kwargs["frame_idx"])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
+    calls = _spy_frame_inference(session, monkeypatch)
     tracked = [f for f, _ in session.propagate("backward" if reverse else "forward")]
     assert tracked == (list(range(fix, -1, -1)) if reverse else list(range(fix, 30)))
-    assert encoded == []
+    assert [c["frame_idx"] for c in calls if c["mask_inputs"] is not None] == []
 
 
 def test_a_restored_session_recalls_memory_before_it_tracks_on(model, video):

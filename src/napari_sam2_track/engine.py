@@ -118,8 +118,8 @@ class TrackingSession:
         self.memory_window = max(
             predictor.num_maskmem * predictor.memory_temporal_stride_for_eval, pointer_window
         )
-        # The frames whose mask memory SAM 2 reads before a frame (as _forget_old_memory
-        # keeps them); object pointers reach further back but weigh far less.
+        # How many frames before a frame SAM 2 reads the mask memory of; object pointers
+        # reach further back (memory_window) but weigh far less.
         self.mask_memory_window = (
             predictor.num_maskmem - 1
         ) * predictor.memory_temporal_stride_for_eval
