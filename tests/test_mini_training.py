@@ -60,6 +60,19 @@ def test_single_frame_training_leaves_the_memory_alone(trainer):
     assert not moved & {"memory_attention", "memory_encoder", "obj_ptr_proj"}
 
 
+def test_drift_corrections_can_train_the_memory_alone(trainer):
+    """The last stage of the recipe: fixes after a drift teach the memory to take a later
+    click, and leave what a clicked frame without memory (the preview) reads as it was."""
+    torch.manual_seed(0)
+    initial = trainer.build_training_model().state_dict()
+    options = "--image-size 128 --steps 2 --batch 1 --frames 2 --targets 2 --drift-frames 2"
+    options += " --drift-share 1 --drift-memory-only --weight-decay 0.1"
+    trained = trainer.train(trainer.parse_args(options.split()))
+    moved = {k for k in trained if not torch.equal(trained[k], initial[k])}
+    assert moved and all(k.startswith(trainer.MEMORY_MODULES) for k in moved), moved
+    assert {k.split(".")[0] for k in moved} >= {"memory_attention", "memory_encoder"}
+
+
 def test_share_of_look_alike_clips_moves_from_start_to_end(trainer):
     steady = trainer.parse_args(["--steps", "5", "--p-twins", "0.3"])
     assert [trainer.twins_share(steady, step) for step in range(5)] == [0.3] * 5

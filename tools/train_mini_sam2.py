@@ -22,23 +22,26 @@ rest (``--encoder-lr``) and weights decay by 0.1: left to grow, the image featur
 to drown out the prompt tokens in the mask decoder, and the model learns to segment
 whatever stands out whatever the click says.
 
-Three options practise what short clips of distinct shapes never ask for.
+Some options practise what short clips of distinct shapes never ask for.
 ``--drift-frames N`` makes a share (``--drift-share``) of steps drift corrections: the
 object is clicked on the first frame and tracked for N frames without gradient, then the
 frame where the masks went worst gets a corrective click and the loss falls on it and
 the ``--frames`` after it, whose memory holds a stale first frame and stale tracked
-frames beside the fix, as on a long video. ``--p-twins`` adds clips whose objects all
-look alike, so that only the memory of where each one was tells them apart; in clips of
-distinct shapes a model with object pointers in its config can track by looks alone,
-through them, and learn to ignore both its spatial memory and a later fix (the reason
-the shipped config has none). ``--p-twins-end`` moves that
-share linearly to another by the last step: a model that starts on many look-alike
-clips learns to read its spatial memory before its object pointers come to drown it out
-(once they do, no gradient reaches the spatial memory), and fewer look-alikes later let
-it use looks as well. ``--max-scale`` makes half the videos up to that much larger (the
-sample video is 360x480). ``--image-size`` trains at another frame size than the
-config's: the weights fit every size (only the image and memory grids change), so a
-stage can go on at a larger size from weights trained at a smaller, cheaper one.
+frames beside the fix, as on a long video. With ``--drift-memory-only`` those steps
+train only the memory encoder and memory attention, which a frame clicked without memory
+(the preview) never runs through: what the preview reads learns from the other steps
+alone. ``--p-twins`` adds clips whose objects all look alike, so that only the memory of
+where each one was tells them apart; in clips of distinct shapes a model with object
+pointers in its config can track by looks alone, through them, and learn to ignore both
+its spatial memory and a later fix (the reason the shipped config has none).
+``--p-twins-end`` moves that share linearly to another by the last step: a model that
+starts on many look-alike clips learns to read its spatial memory before its object
+pointers come to drown it out (once they do, no gradient reaches the spatial memory),
+and fewer look-alikes later let it use looks as well. ``--max-scale`` makes half the
+videos up to that much larger (the sample video is 360x480). ``--image-size`` trains at
+another frame size than the config's: the weights fit every size (only the image and
+memory grids change), so a stage can go on at a larger size from weights trained at a
+smaller, cheaper one.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
@@ -83,6 +86,13 @@ MINI_DIR = BUNDLED_DIR
 CONFIG_NAME = "mini_synthetic"
 # Training videos use generator seeds from here on; evaluation and tests use seeds below.
 TRAIN_SEED_BASE = 1_000_000
+# What reads and writes SAM 2's memory, and nothing that a frame without memory uses.
+MEMORY_MODULES = (
+    "memory_encoder.",
+    "memory_attention.",
+    "maskmem_tpos_enc",
+    "no_obj_embed_spatial",
+)
 
 
 def build_training_model(image_size: int | None = None) -> torch.nn.Module:
@@ -497,6 +507,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--drift-share", type=float, default=1.0, help="share of steps that are drift corrections"
     )
     parser.add_argument(
+        "--drift-memory-only",
+        action="store_true",
+        help="drift corrections train only the memory encoder and memory attention",
+    )
+    parser.add_argument(
         "--image-size",
         type=int,
         default=None,
@@ -546,6 +561,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
     )
     warmup = max(1, args.steps // 20)
+    not_memory = [p for name, p in model.named_parameters() if not name.startswith(MEMORY_MODULES)]
 
     def lr_at(step: int) -> float:
         if step < warmup:
@@ -563,6 +579,9 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if drift and args.drift_memory_only:
+            for param in not_memory:  # no gradient: AdamW leaves them as they are
+                param.grad = None
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
