@@ -61,7 +61,7 @@ def test_single_frame_training_leaves_the_memory_alone(trainer):
 
 
 def test_drift_corrections_can_train_the_memory_alone(trainer):
-    """The last stage of the recipe: fixes after a drift teach the memory to take a later
+    """With --drift-memory-only, fixes after a drift teach the memory to take a later
     click, and leave what a clicked frame without memory (the preview) reads as it was."""
     torch.manual_seed(0)
     initial = trainer.build_training_model().state_dict()
