@@ -113,3 +113,20 @@ def test_noise_is_exactly_the_bilinear_interpolation_of_its_grid():
             bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
             expected[y, x] = top * (1 - fy) + bottom * fy
     np.testing.assert_array_equal(noise, expected)
+
+
+def test_a_crowd_starts_touching_in_colours_close_to_one_another():
+    plain = make_synthetic_video(n_frames=2, height=120, width=160, n_objects=4, seed=9)
+    crowd = make_synthetic_video(n_frames=2, height=120, width=160, n_objects=4, seed=9,
+                                 crowd=True)  # fmt: skip
+    assert crowd.names == plain.names  # the same shapes, placed and coloured otherwise
+    assert np.ptp(mean_colours(crowd), axis=0).max() < 0.35 * 255
+    assert np.ptp(mean_colours(plain), axis=0).max() > 0.35 * 255
+    touching = []
+    for seed in range(20):
+        crowd = make_synthetic_video(n_frames=1, height=120, width=160, n_objects=4,
+                                     seed=seed, crowd=True)  # fmt: skip
+        near_first = ndimage.binary_dilation(crowd.full_masks[0, 0], iterations=2)
+        touching += [bool((near_first & crowd.full_masks[obj, 0]).any()) for obj in (1, 2, 3)]
+    # Some are pushed apart where the first object sits by the frame's border.
+    assert np.mean(touching) >= 0.85

@@ -86,6 +86,7 @@ def make_synthetic_video(
     deform: float = 0.0,
     leave: bool = False,
     twins: bool = False,
+    crowd: bool = False,
 ) -> SyntheticVideo:
     """Generate a textured background with ``n_objects`` shapes that move and occlude.
 
@@ -94,7 +95,9 @@ def make_synthetic_video(
     objects are drawn on top of earlier ones, so paths that cross produce occlusions.
     ``deform`` > 0 makes each shape swell, shrink and stretch over time by up to that
     fraction of its size. With ``twins`` every object has the same shape and texture, so
-    only where an object was tells it from the others.
+    only where an object was tells it from the others. With ``crowd`` the objects start
+    touching or overlapping the first one, in colours close to one another, so that only
+    a faint edge in colour and texture tells where one ends and the next begins.
     """
     if n_objects < 1 or n_objects > len(SHAPE_KINDS) * 4:
         raise ValueError(f"n_objects must be between 1 and {len(SHAPE_KINDS) * 4}.")
@@ -125,6 +128,20 @@ def make_synthetic_video(
     if deform > 0:
         period = rng.uniform(12, 30, size=(2, n_objects))
         phase = rng.uniform(0, 2 * np.pi, size=(2, n_objects))
+    if crowd:
+        base = rng.uniform(0.25, 0.95, size=3)
+        textures = [
+            (noise, np.clip(base + rng.uniform(-0.15, 0.15, size=3), 0.1, 1.0))
+            for noise, _ in textures
+        ]
+        # From just touching the first object to half overlapping it.
+        bearing = rng.uniform(0, 2 * np.pi, size=n_objects)
+        reach = rng.uniform(0.5, 1.0, size=n_objects) * (radius[0] + radius)
+        pos[1:] = (
+            pos[0] + np.stack([np.sin(bearing), np.cos(bearing)], axis=1)[1:] * reach[1:, None]
+        )
+        pos[:, 0] = np.clip(pos[:, 0], radius, height - radius)
+        pos[:, 1] = np.clip(pos[:, 1], radius, width - radius)
     # With ``leave``, positions wrap around a margin wide enough for a shape to vanish.
     margin = 2.2 * radius * (1 + deform)
 
