@@ -72,6 +72,7 @@ import argparse
 import math
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,8 @@ def corrective_click(
 
 def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size: int,
                 max_targets: int = 1, shape_changes: bool = False,
-                max_scale: float = 1.0, p_twins: float = 0.0):  # fmt: skip
+                max_scale: float = 1.0, p_twins: float = 0.0,
+                p_crowded: float = 0.0):  # fmt: skip
     """One training clip: normalised frames, the video's size, and up to ``max_targets``
     objects to track, each as its masks at the video's and at the model's resolution.
 
@@ -163,7 +165,10 @@ def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size:
     looks finer once brought down to the model's frame size. A share ``p_twins`` of clips
     have objects that look all alike, so only memory of where each one was tells them
     apart: without them a model can track by looks alone and learn to ignore its memory
-    of where the object was, and with it a correction on a later frame.
+    of where the object was, and with it a correction on a later frame. A share
+    ``p_crowded`` of clips start with their shapes touching or overlapping, in colours
+    close to one another: the clicked shape must stop at a faint edge, not run on into
+    its neighbours.
     """
     while True:
         height = int(rng.integers(96, 193) // 8 * 8)
@@ -178,8 +183,10 @@ def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size:
             deform = float(rng.choice([0.0, 0.0, 0.15, 0.3]))
             leave = bool(rng.random() < 0.3)  # objects cross the borders, not bounce
         twins = p_twins > 0 and bool(rng.random() < p_twins)  # drawn only then
+        crowd = p_crowded > 0 and bool(rng.random() < p_crowded)  # likewise
         video = make_synthetic_video(
             twins=twins,
+            crowd=crowd,
             n_frames=n_frames * stride,
             height=height,
             width=width,
@@ -377,12 +384,16 @@ def sample_clips(rng: np.random.Generator, clip_index: int, n_frames: int, image
                  args, p_twins: float) -> list:  # fmt: skip
     """A step's ``--batch`` clips, from training video ``clip_index`` on."""
     return [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                        args.shape_changes, args.max_scale, p_twins)
+                        args.shape_changes, args.max_scale, p_twins, args.p_crowded)
             for c in range(args.batch)]  # fmt: skip
 
 
-def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
-    n_frames, image_size = args.frames, model.image_size
+def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float,
+               n_frames: int | None = None) -> tuple:  # fmt: skip
+    """A step on clips of ``n_frames`` frames (default ``--frames``): a single frame
+    trains what a click means, as SAM 2 trains on images; more train tracking."""
+    n_frames = args.frames if n_frames is None else n_frames
+    image_size = model.image_size
     batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
                   n_frames)  # fmt: skip
     batch.encode()
@@ -490,12 +501,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--p-correct", type=float, default=0.5)
+    parser.add_argument(
+        "--p-crowded", type=float, default=0.0, help="share of clips of touching look-alikes"
+    )
     parser.add_argument("--p-twins", type=float, default=0.0, help="share of look-alike clips")
     parser.add_argument(
         "--p-twins-end",
         type=float,
         default=None,
         help="share of look-alike clips at the last step, reached linearly (default: --p-twins)",
+    )
+    parser.add_argument(
+        "--image-share",
+        type=float,
+        default=0.0,
+        help="share of steps on single frames (of those that are not drift corrections)",
     )
     parser.add_argument(
         "--drift-frames",
@@ -536,6 +556,15 @@ def twins_share(args: argparse.Namespace, step: int) -> float:
     return args.p_twins + (args.p_twins_end - args.p_twins) * progress
 
 
+def moving_average(running: np.ndarray | None, stats: np.ndarray) -> np.ndarray:
+    """The log's moving average; a figure a step does not have (NaN: a single frame has
+    no tracked frames) leaves its average as it was."""
+    if running is None or np.isnan(running).all():
+        return stats
+    running = np.where(np.isnan(running), stats, running)
+    return np.where(np.isnan(stats), running, 0.9 * running + 0.1 * stats)
+
+
 def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Train as ``args`` say; the trained weights."""
     torch.set_num_threads(args.threads)
@@ -574,7 +603,14 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     running = None
     for step in range(args.steps):
         drift = args.drift_frames > 0 and rng.random() < args.drift_share
-        loss, track_iou, first_iou = (drift_correction_step if drift else train_step)(
+        image = args.image_share > 0 and not drift and rng.random() < args.image_share
+        if drift:
+            step_fn = drift_correction_step
+        elif image:
+            step_fn = partial(train_step, n_frames=1)
+        else:
+            step_fn = train_step
+        loss, track_iou, first_iou = step_fn(
             model, rng, step * args.batch, args, twins_share(args, step)
         )
         optimizer.zero_grad(set_to_none=True)
@@ -586,7 +622,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         optimizer.step()
         scheduler.step()
         stats = np.array([loss.item(), first_iou, track_iou])
-        running = stats if running is None else 0.9 * running + 0.1 * stats
+        running = moving_average(running, stats)
         if step % args.log_every == 0 or step == args.steps - 1:
             print(
                 f"step {step:5d}  loss {running[0]:.4f}  iou first {running[1]:.3f}  "
