@@ -37,21 +37,26 @@ its spatial memory and a later fix (the reason the shipped config has none).
 ``--p-twins-end`` moves that share linearly to another by the last step: a model that
 starts on many look-alike clips learns to read its spatial memory before its object
 pointers come to drown it out (once they do, no gradient reaches the spatial memory),
-and fewer look-alikes later let it use looks as well. ``--max-scale`` makes half the
-videos up to that much larger (the sample video is 360x480). ``--image-size`` trains at
-another frame size than the config's: the weights fit every size (only the image and
-memory grids change), so a stage can go on at a larger size from weights trained at a
-smaller, cheaper one.
+and fewer look-alikes later let it use looks as well. ``--p-crowded`` adds clips whose
+shapes start touching or overlapping in colours close to one another, where a small model
+otherwise learns to mask whatever shares the clicked shape's colour. ``--max-scale``
+makes half the videos up to that much larger (the sample video is 360x480).
+``--image-size`` trains at another frame size than the config's: the weights fit every
+size (only the image and memory grids change), so a stage can go on at a larger size
+from weights trained at a smaller, cheaper one.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU the run is deterministic for a given thread count.
 
-The shipped checkpoint comes from three runs on 2 CPU cores (no GPU), about 56 minutes
+The shipped checkpoint comes from four runs on 2 CPU cores (no GPU), about 58 minutes
 in all, which give its weights exactly. Single frames first, as SAM 2 trains on images, to
 learn what a click means (about 20 minutes; half the videos larger, as the sample video
 is); then six-frame clips, to learn to track (about 21 minutes); both at 128 pixels, where
-a step costs a third of one at 256. Last, a short run of the same clips at the model's
-256 pixels (about 15 minutes), which it sees at twice the detail:
+a step costs a third of one at 256. Then a short run of the same clips at the model's
+256 pixels, which it sees at twice the detail, some of them crowded with look-alike shapes
+(about 12 minutes). Last, single frames again at 256 pixels, half of them crowded (about
+6 minutes), where a click's mask learns to stop at the faint edge between two similar
+shapes at the detail the model sees them in use:
 
     python tools/train_mini_sam2.py --image-size 128 --frames 1 --batch 8 --targets 4 \
         --steps 6000 --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
@@ -60,8 +65,12 @@ a step costs a third of one at 256. Last, a short run of the same clips at the m
         --batch 4 --targets 3 --shape-changes --steps 2000 --lr 1e-3 --encoder-lr 1e-4 \
         --weight-decay 0.1 --seed 1 --out stage2.pt
     python tools/train_mini_sam2.py --init stage2.pt --frames 6 --batch 4 --targets 3 \
-        --shape-changes --steps 500 --lr 3e-4 --encoder-lr 3e-5 --weight-decay 0.1 \
-        --seed 2 --out src/napari_sam2_track/mini/mini_synthetic.pt
+        --shape-changes --p-crowded 0.3 --steps 450 --lr 3e-4 --encoder-lr 3e-5 \
+        --weight-decay 0.1 --seed 2 --out stage3.pt
+    python tools/train_mini_sam2.py --init stage3.pt --frames 1 --batch 8 --targets 4 \
+        --steps 900 --max-scale 2.5 --p-crowded 0.5 --lr 3e-4 --encoder-lr 3e-5 \
+        --weight-decay 0.1 --p-correct 0 --seed 5 \
+        --out src/napari_sam2_track/mini/mini_synthetic.pt
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
@@ -72,7 +81,6 @@ import argparse
 import math
 import random
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -388,12 +396,8 @@ def sample_clips(rng: np.random.Generator, clip_index: int, n_frames: int, image
             for c in range(args.batch)]  # fmt: skip
 
 
-def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float,
-               n_frames: int | None = None) -> tuple:  # fmt: skip
-    """A step on clips of ``n_frames`` frames (default ``--frames``): a single frame
-    trains what a click means, as SAM 2 trains on images; more train tracking."""
-    n_frames = args.frames if n_frames is None else n_frames
-    image_size = model.image_size
+def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
+    n_frames, image_size = args.frames, model.image_size
     batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
                   n_frames)  # fmt: skip
     batch.encode()
@@ -512,12 +516,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of look-alike clips at the last step, reached linearly (default: --p-twins)",
     )
     parser.add_argument(
-        "--image-share",
-        type=float,
-        default=0.0,
-        help="share of steps on single frames (of those that are not drift corrections)",
-    )
-    parser.add_argument(
         "--drift-frames",
         type=int,
         default=0,
@@ -554,15 +552,6 @@ def twins_share(args: argparse.Namespace, step: int) -> float:
         return args.p_twins
     progress = step / max(1, args.steps - 1)
     return args.p_twins + (args.p_twins_end - args.p_twins) * progress
-
-
-def moving_average(running: np.ndarray | None, stats: np.ndarray) -> np.ndarray:
-    """The log's moving average; a figure a step does not have (NaN: a single frame has
-    no tracked frames) leaves its average as it was."""
-    if running is None or np.isnan(running).all():
-        return stats
-    running = np.where(np.isnan(running), stats, running)
-    return np.where(np.isnan(stats), running, 0.9 * running + 0.1 * stats)
 
 
 def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
@@ -603,14 +592,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     running = None
     for step in range(args.steps):
         drift = args.drift_frames > 0 and rng.random() < args.drift_share
-        image = args.image_share > 0 and not drift and rng.random() < args.image_share
-        if drift:
-            step_fn = drift_correction_step
-        elif image:
-            step_fn = partial(train_step, n_frames=1)
-        else:
-            step_fn = train_step
-        loss, track_iou, first_iou = step_fn(
+        loss, track_iou, first_iou = (drift_correction_step if drift else train_step)(
             model, rng, step * args.batch, args, twins_share(args, step)
         )
         optimizer.zero_grad(set_to_none=True)
@@ -622,7 +604,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         optimizer.step()
         scheduler.step()
         stats = np.array([loss.item(), first_iou, track_iou])
-        running = moving_average(running, stats)
+        running = stats if running is None else 0.9 * running + 0.1 * stats
         if step % args.log_every == 0 or step == args.steps - 1:
             print(
                 f"step {step:5d}  loss {running[0]:.4f}  iou first {running[1]:.3f}  "
