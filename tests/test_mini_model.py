@@ -23,9 +23,9 @@ HEIGHT, WIDTH = 120, 160
 # What users should get on a single object (tools/eval_mini_sam2.py targets 0.85 over 24
 # frames): 12 frames, less a margin for a 1-pixel boundary error on these small shapes.
 MEAN_IOU_TRACKED = 0.75
-# A video where the mask slowly slides off the tracked object, which stays in full view,
-# and does not come back by itself (IoU 0.35 to 0.78 from frame 12 on).
-CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 402, 24, 4
+# A video where the mask of object 2 leaves it late in the clip (frame 17 to 20, as the
+# weights go) and does not come back by itself.
+CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 418, 24, 2
 # One of the evaluation's videos with occlusions: the mask of object 1 takes in the shape
 # that half hides it on frame 13, long after SAM 2 tracked past it.
 TRIM_SEED, TRIM_OBJECT = 203, 1
@@ -65,7 +65,7 @@ def test_bundled_model_needs_no_download(tmp_path, monkeypatch):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the bundled weights are undertrained: preview IoU 0.51 on triangle 3, whose mask "
+    reason="the bundled weights are undertrained: preview IoU 0.59 on triangle 3, whose mask "
     "runs on into the similar pink disc it lies on (needs >= 0.8 on each shape)",
 )
 def test_preview_covers_the_clicked_shape(mini):
