@@ -76,9 +76,9 @@ def mean_j(masks: np.ndarray, gt: np.ndarray) -> float:
 
 
 def mean_with_error(values: np.ndarray) -> str:
-    """The mean of per-object figures and its standard error: with some twenty objects
-    corrected, a few that a click brings back or loses for good move the mean by several
-    hundredths from one model to the next."""
+    """The mean of per-object figures and its standard error: a few objects that a click
+    brings back or loses for good move the mean by hundredths from one model to the next,
+    so a difference smaller than the error says nothing."""
     error = np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
     return f"{np.mean(values):+.3f} (standard error {error:.3f})"
 
