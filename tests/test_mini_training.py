@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,9 +29,10 @@ def trainer():
 
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
-    look-alike objects, crowded ones, corrections on later frames, fixes after a drift."""
+    look-alike objects, crowded ones, corrections on later frames (their loss reaching the
+    prediction they correct), fixes after a drift."""
     options = "--image-size 128 --steps 4 --batch 2 --frames 3 --targets 2 --shape-changes"
-    options += " --p-correct 1 --p-crowded 0.5"
+    options += " --p-correct 1 --prev-grad --p-crowded 0.5"
     options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
@@ -46,6 +48,29 @@ def test_training_is_reproducible_from_its_seed(trainer):
     for part in ("image_encoder.", "memory_attention.", "memory_encoder.", "sam_mask_decoder."):
         names = [k for k in first if k.startswith(part) and first[k].is_floating_point()]
         assert any(not torch.equal(first[k], initial[k]) for k in names), part
+
+
+@pytest.mark.parametrize("prev_grad", [False, True])
+def test_a_correction_can_train_the_prediction_it_is_fed(trainer, prev_grad):
+    """As in SAM 2's training, with --prev-grad a correction's loss flows back through the
+    previous logits it is fed into the prediction that made them."""
+    torch.manual_seed(0)
+    model = trainer.build_training_model(128)
+    # The bundled weights: random ones mostly see no object, and give constant logits.
+    bundled = trainer.MINI_DIR / f"{trainer.CONFIG_NAME}.pt"
+    model.load_state_dict(torch.load(bundled, map_location="cpu")["model"])
+    rng = np.random.default_rng(0)
+    clip = trainer.sample_clips(rng, 0, 1, 128, trainer.parse_args(["--batch", "1"]), 0.0)
+    batch = trainer.Batch(model, clip, 1, prev_grad)
+    batch.encode()
+    clicks = [[(*trainer.interior_click(gt[0], rng), 1)] for gt in batch.gts]
+    out, *_ = batch.step(0, True, trainer._points(clicks, batch.sizes, 128))
+    out["pred_masks"].retain_grad()
+    _, loss, _ = batch.correct(out, clicks, 0, True, rng)
+    loss.backward()
+    assert len(clicks[0]) == 2  # the first click and the correction
+    gradient = out["pred_masks"].grad
+    assert (gradient is not None and bool(gradient.abs().sum() > 0)) is prev_grad
 
 
 @pytest.mark.parametrize("crowded", [0, 1])

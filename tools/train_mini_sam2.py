@@ -41,6 +41,10 @@ and fewer look-alikes later let it use looks as well. ``--p-crowded`` adds clips
 shapes start touching or overlapping in colours close to one another, where a small model
 otherwise learns to mask whatever shares the clicked shape's colour. ``--max-scale``
 makes half the videos up to that much larger (the sample video is 360x480).
+``--prev-grad`` lets a correction's loss flow back through the previous logits it is fed
+into the prediction that made them, as SAM 2's own training does (without it they are fed
+detached); the recipe leaves it out, as it moved no figure of the evaluation beyond the
+spread between training seeds.
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
@@ -328,8 +332,8 @@ def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
 class Batch:
     """The objects of one step's clips, tracked together as one SAM 2 batch."""
 
-    def __init__(self, model, clips, n_frames: int):
-        self.model, self.n_frames = model, n_frames
+    def __init__(self, model, clips, n_frames: int, prev_grad: bool = False):
+        self.model, self.n_frames, self.prev_grad = model, n_frames, prev_grad
         self.image_size = model.image_size
         self.images = torch.cat([images for images, _, _ in clips])  # (clips*T, 3, S, S)
         # One batch entry per tracked object: B = all targets of all clips.
@@ -382,7 +386,9 @@ class Batch:
             click = corrective_click(self.gts[b][t], preds[b], rng)
             row.append(click if click else (0.0, 0.0, -1))  # label -1: a padding point
         points = _points(clicks, self.sizes, self.image_size)
-        prev = out["pred_masks"].detach().clamp(-32, 32)
+        prev = out["pred_masks"].clamp(-32, 32)
+        if not self.prev_grad:
+            prev = prev.detach()
         out, multi, ious, scores = self.step(t, is_init, points, prev)
         loss, iou = self.loss(multi, ious, scores, t)
         return out, loss, iou
@@ -399,7 +405,7 @@ def sample_clips(rng: np.random.Generator, clip_index: int, n_frames: int, image
 def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
     n_frames, image_size = args.frames, model.image_size
     batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
-                  n_frames)  # fmt: skip
+                  n_frames, args.prev_grad)  # fmt: skip
     batch.encode()
     n_corrections = int(rng.choice([0, 0, 1, 2]))
     correct_frame = -1
@@ -505,6 +511,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--p-correct", type=float, default=0.5)
+    parser.add_argument(
+        "--prev-grad",
+        action="store_true",
+        help="a correction's loss reaches the prediction whose logits it is fed, as in SAM 2",
+    )
     parser.add_argument(
         "--p-crowded", type=float, default=0.0, help="share of clips of touching look-alikes"
     )
