@@ -456,7 +456,7 @@ def drift_correction_step(
     drift, after, image_size = args.drift_frames, args.frames, model.image_size
     n_frames = 1 + drift + after
     batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
-                  n_frames)  # fmt: skip
+                  n_frames, args.prev_grad)  # fmt: skip
     cond = batch.output_dict["cond_frame_outputs"]
     non_cond = batch.output_dict["non_cond_frame_outputs"]
     with torch.no_grad():
