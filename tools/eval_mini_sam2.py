@@ -127,13 +127,12 @@ def main() -> None:
         help="evaluate on other held-out videos: every generator seed moved by this much",
     )
     args = parser.parse_args()
-    offset = args.seed_offset
-    if offset < 0 or max(OCCLUSION_SEEDS[-1], CHANGING_SEEDS[-1]) + offset >= TRAIN_SEED_BASE:
-        parser.error(f"--seed-offset must keep the seeds within 0 to {TRAIN_SEED_BASE - 1}")
-    single_seeds, occlusion_seeds, changing_seeds = (
-        [seed + offset for seed in seeds]
+    single_seeds, occlusion_seeds, changing_seeds = seed_sets = [
+        [seed + args.seed_offset for seed in seeds]
         for seeds in (SINGLE_SEEDS, OCCLUSION_SEEDS, CHANGING_SEEDS)
-    )
+    ]
+    if args.seed_offset < 0 or max(map(max, seed_sets)) >= TRAIN_SEED_BASE:
+        parser.error(f"--seed-offset must keep the seeds within 0 to {TRAIN_SEED_BASE - 1}")
     start = time.time()
 
     single, single_boxes = [], []
