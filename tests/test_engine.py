@@ -317,7 +317,9 @@ def _spy_frame_inference(session, monkeypatch) -> list[dict]:
     original = predictor._run_single_frame_inference
 
     def spy(*args, **kwargs):
-        calls.append(kwargs)
+        # The tracked frames whose memory SAM 2 holds for the object as it runs the frame.
+        held = sorted(kwargs["output_dict"]["non_cond_frame_outputs"])
+        calls.append({**kwargs, "held_memory": held})
         return original(*args, **kwargs)
 
     monkeypatch.setattr(predictor, "_run_single_frame_inference", spy)
@@ -441,3 +443,70 @@ def test_a_restored_session_recalls_memory_before_it_tracks_on(model, video):
     frames.close()
     for frame, square in squares.items():
         assert np.mean(_recalled(outputs, frame) == _low_res(square)) > 0.97
+
+
+def _square(session) -> np.ndarray:
+    square = np.zeros((session.height, session.width), dtype=bool)
+    square[20:50, 30:70] = True
+    return square
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("supersede", [True, False])
+def test_tracking_past_a_prompt_that_finds_the_object_reads_no_memory_behind_it(
+    model, video, reverse, supersede, monkeypatch
+):
+    """The tracked frames before a correction drifted: the frames after it read the
+    prompted frames and what was tracked since, unless the session is told otherwise."""
+    session = TrackingSession(video.frames, model, prompts_supersede_memory=supersede)
+    direction = "backward" if reverse else "forward"
+    first, fix = (N_FRAMES - 1, 4) if reverse else (0, 5)
+    session.set_prompt(first, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate(direction))
+    session.set_mask_prompt(fix, 1, _square(session))  # SAM 2 takes a mask as found
+    calls = _spy_frame_inference(session, monkeypatch)
+
+    tracked = [f for f, _ in session.propagate(direction)]
+
+    assert tracked[0] == fix
+    behind = [t for t in range(N_FRAMES) if (t > fix if reverse else t < fix)]
+    read = {c["frame_idx"]: set(c["held_memory"]) & set(behind) for c in calls}
+    assert sorted(read) == sorted(tracked[1:])
+    if supersede:
+        assert all(not frames for frames in read.values()), read
+    else:
+        assert read[tracked[1]] == set(behind) - {first}  # the prompted frame is apart
+
+
+def test_a_prompt_that_finds_no_object_keeps_the_memory_behind_it(model, video, monkeypatch):
+    """An emptied mask says where the object is not, not what it looks like."""
+    session = TrackingSession(video.frames, model)
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate())
+    empty = np.zeros((session.height, session.width), dtype=bool)
+    session.set_mask_prompt(5, 1, empty)
+    calls = _spy_frame_inference(session, monkeypatch)
+    list(session.propagate())
+    assert {1, 2, 3, 4} <= set(calls[0]["held_memory"]) and calls[0]["frame_idx"] == 6
+
+
+def test_a_click_past_a_prompt_reads_and_recalls_no_memory_behind_it(model, monkeypatch):
+    """A click reads the memory that tracking on from there would: a later click does
+    not read, or encode again, the frames behind an earlier prompt that found the
+    object."""
+    video = make_synthetic_video(n_frames=30, height=64, width=80, n_objects=1)
+    session = TrackingSession(video.frames, model)
+    session.set_prompt(0, 1, points=[(30, 30)], labels=[1])
+    list(session.propagate())
+    session.set_mask_prompt(8, 1, _square(session))  # reads (and recalls) 7 back to 2
+    outputs = session._state["output_dict_per_obj"][_obj_idx(session, 1)]
+    assert {2, 3, 4, 5, 6, 7} <= set(outputs["non_cond_frame_outputs"])
+    calls = _spy_frame_inference(session, monkeypatch)
+
+    session.set_prompt(11, 1, points=[(40, 20)], labels=[0])
+
+    recalled = [c["frame_idx"] for c in calls if c["mask_inputs"] is not None]
+    assert recalled == [10, 9]
+    click = calls[-1]
+    assert click["frame_idx"] == 11
+    assert [t for t in click["held_memory"] if t < 11] == [9, 10]

@@ -23,12 +23,15 @@ On held-out synthetic videos (generator seeds below 1,000,000; training uses see
   objects and for the objects of the videos with occlusions (before any correction).
 
     python tools/eval_mini_sam2.py [--checkpoint FILE] [--trace] [--seed-offset N]
+                                   [--read-memory-behind-prompts]
 
 ``--trace`` also prints each corrective click and what it did: where the later frames'
 figure comes from (a click that does not fix its own frame, a fix that does not carry).
 ``--seed-offset`` moves every generator seed by that much, onto other held-out videos: a
 choice between trained models made by the default videos' figures (a training seed, an
-option) must hold on videos that did not make it.
+option) must hold on videos that did not make it. ``--read-memory-behind-prompts``
+lets tracking past a correction read the drifted frames before it, as SAM 2's predictor
+does by default (the engine does not: see its memory semantics).
 """
 
 from __future__ import annotations
@@ -101,9 +104,11 @@ def boxes_within_tolerance(masks: np.ndarray, gt: np.ndarray) -> list[bool]:
     return hits
 
 
-def click_objects(video, model: str, checkpoint: Path | None) -> tuple[TrackingSession, list]:
-    session = TrackingSession.create(video.frames, model=model, checkpoint=checkpoint,
-                                     device="cpu")  # fmt: skip
+def click_objects(video, args: argparse.Namespace) -> tuple[TrackingSession, list]:
+    session = TrackingSession.create(
+        video.frames, model=args.model, checkpoint=args.checkpoint, device="cpu",
+        prompts_supersede_memory=not args.read_memory_behind_prompts,
+    )  # fmt: skip
     objects = []
     for i in range(video.n_objects):
         visible = video.labels[0] == i + 1
@@ -126,6 +131,11 @@ def main() -> None:
         default=0,
         help="evaluate on other held-out videos: every generator seed moved by this much",
     )
+    parser.add_argument(
+        "--read-memory-behind-prompts",
+        action="store_true",
+        help="track past a correction reading the frames before it too (SAM 2's default)",
+    )
     args = parser.parse_args()
     single_seeds, occlusion_seeds, changing_seeds = seed_sets = [
         [seed + args.seed_offset for seed in seeds]
@@ -138,7 +148,7 @@ def main() -> None:
     single, single_boxes = [], []
     for seed in single_seeds:
         video = make_synthetic_video(N_FRAMES, HEIGHT, WIDTH, n_objects=1, seed=seed)
-        session, objects = click_objects(video, args.model, args.checkpoint)
+        session, objects = click_objects(video, args)
         masks = track(session)
         single += [mean_j(masks[obj], video.labels == obj) for obj in objects]
         for obj in objects:
@@ -147,7 +157,7 @@ def main() -> None:
     occluded, clicked, before, after, n_occluded, occluded_boxes = [], [], [], [], 0, []
     for seed in occlusion_seeds:
         video = make_synthetic_video(N_FRAMES, HEIGHT, WIDTH, n_objects=4, seed=seed)
-        session, objects = click_objects(video, args.model, args.checkpoint)
+        session, objects = click_objects(video, args)
         masks = track(session)
         fixes = {}
         for obj in objects:
@@ -187,12 +197,12 @@ def main() -> None:
     for seed in changing_seeds:
         video = make_synthetic_video(N_FRAMES, HEIGHT, WIDTH, n_objects=3, seed=seed,
                                      deform=0.3, leave=True)  # fmt: skip
-        session, objects = click_objects(video, args.model, args.checkpoint)
+        session, objects = click_objects(video, args)
         masks = track(session)
         changing += [mean_j(masks[obj], video.labels == obj) for obj in objects]
 
     sample = make_synthetic_video(n_frames=N_FRAMES)  # the first frames of the sample
-    session, objects = click_objects(sample, args.model, args.checkpoint)
+    session, objects = click_objects(sample, args)
     masks = track(session)
     sample_j = [mean_j(masks[obj], sample.labels == obj) for obj in objects]
 

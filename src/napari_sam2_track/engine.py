@@ -7,6 +7,16 @@ are *dirty*. A forward propagation starts at the earliest dirty frame (or, with 
 at the earliest prompted frame), so after a correction on frame k only frames k and
 later change; backward mirrors this from the latest; "both" runs forward and then
 backward from the same start.
+
+Memory semantics. A prompt that finds its object (a mask, and SAM 2 says the object is
+there) supersedes the tracked frames behind it: tracking on past it reads the prompted
+frames and the frames tracked after it, never the tracked frames before it (after it,
+tracking backward), whose masks the prompt corrects or at best repeats. Read beside the
+fix, the drifted masks pull the tracking back to where it went wrong. SAM 2's predictor
+has a like option, ``clear_non_cond_mem_around_input`` (off by default), which clears
+that memory once when a propagation starts, so a propagation from an earlier frame tracks
+it again. A prompt that finds no object (a negative click that empties the mask) says
+where the object is not, not what it looks like, so the memory behind it stays.
 """
 
 from __future__ import annotations
@@ -38,6 +48,15 @@ def _pass_frames(anchor: int, count: int, reverse: bool) -> range:
     if reverse:
         return range(anchor, anchor - count - 1, -1) if anchor > 0 else range(0)
     return range(anchor, anchor + count + 1)
+
+
+def _finds_its_object(out: dict | None) -> bool:
+    """Whether a frame's output shows its object: some mask, and a score saying present."""
+    return (
+        out is not None
+        and bool((out["pred_masks"] > 0).any())
+        and bool((out["object_score_logits"] > 0).all())
+    )
 
 
 class Propagation(Iterator[FrameResult]):
@@ -98,8 +117,17 @@ class TrackingSession:
     progress and are refused with :class:`SessionBusyError` during a propagation.
     """
 
-    def __init__(self, source: Any, model: LoadedModel, offload_state_to_cpu: bool = False):
+    def __init__(
+        self,
+        source: Any,
+        model: LoadedModel,
+        offload_state_to_cpu: bool = False,
+        prompts_supersede_memory: bool = True,
+    ):
         self.model = model
+        #: Whether tracking past a prompt that found its object forgets the tracked
+        #: frames behind it (see the module's memory semantics).
+        self.prompts_supersede_memory = prompts_supersede_memory
         self.frames = ModelFrames(source, model.image_size)
         self.n_frames, self.height, self.width = (
             self.frames.n_frames, self.frames.height, self.frames.width
@@ -138,6 +166,7 @@ class TrackingSession:
         image_size: int | None = None,
         random_weights: bool = False,
         progress: Any = None,
+        prompts_supersede_memory: bool = True,
     ) -> TrackingSession:
         """Build the model (downloading its checkpoint on first use) and start a session."""
         from .models import DEFAULT_MODEL
@@ -146,7 +175,7 @@ class TrackingSession:
         loaded = build_model(
             model or DEFAULT_MODEL, checkpoint, device, image_size, random_weights, progress
         )
-        return cls(source, loaded)
+        return cls(source, loaded, prompts_supersede_memory=prompts_supersede_memory)
 
     # ----------------------------------------------------------------- prompts
 
@@ -190,7 +219,9 @@ class TrackingSession:
         prompt.check_fits(frame, self.n_frames, self.height, self.width)
         predictor = self.model.predictor
         with self._editing(), self.model.autocast():
-            self._recall_memory_before(frame, [obj_id], self._tracked_in_reverse(frame, obj_id))
+            self._recall_memory_before(
+                frame, [obj_id], self._tracked_in_reverse(frame, obj_id), past_frame=False
+            )
             if prompt.mask is not None:
                 _, obj_ids, masks = predictor.add_new_mask(self._state, frame, obj_id, prompt.mask)
             else:
@@ -246,7 +277,9 @@ class TrackingSession:
         tracked = None if obj_idx is None else self._state["frames_tracked_per_obj"][obj_idx]
         return bool(tracked and tracked.get(frame, {}).get("reverse", False))
 
-    def _recall_memory_before(self, frame: int, obj_ids: Sequence[int], reverse: bool) -> None:
+    def _recall_memory_before(
+        self, frame: int, obj_ids: Sequence[int], reverse: bool, past_frame: bool
+    ) -> None:
         """Give SAM 2 back the memory of the frames it reads before ``frame``.
 
         SAM 2 reads the mask memory of the ``mask_memory_window`` frames before a frame
@@ -257,12 +290,25 @@ class TrackingSession:
         empty it. Each missing frame's memory is encoded again from its stored mask (the
         mask the person saw and kept), as SAM 2 encodes a mask prompt: at most
         ``mask_memory_window`` image encodings, each shared by the objects.
+
+        Memory reaches back no further than the nearest prompt that supersedes it; the
+        one on ``frame`` itself counts when tracking goes on ``past_frame`` (a click
+        there reads the memory behind it, as SAM 2 does). Memory held behind that
+        prompt is dropped, so a click reads what tracking on from there would.
         """
         import torch
 
         state, predictor = self._state, self.model.predictor
         indices = [state["obj_id_to_idx"][o] for o in obj_ids if o in state["obj_id_to_idx"]]
         step = 1 if reverse else -1
+        reach = {}  # per object: how many frames behind ``frame`` it reads
+        for obj_idx in indices:
+            prompt = self._superseding_prompt_behind(obj_idx, frame, reverse, past_frame)
+            if prompt is None:
+                reach[obj_idx] = self.mask_memory_window
+            else:
+                self._drop_memory_behind(obj_idx, prompt, reverse)
+                reach[obj_idx] = abs(prompt - frame) - 1
         size = (predictor.image_size, predictor.image_size)
         for offset in range(1, self.mask_memory_window + 1):
             t = frame + step * offset
@@ -271,7 +317,11 @@ class TrackingSession:
             for obj_idx in indices:  # frame-major: SAM 2 caches one frame's features
                 outputs = state["output_dict_per_obj"][obj_idx]
                 entry = self.results.get(t, state["obj_idx_to_id"][obj_idx])
-                if entry is None or any(t in held for held in outputs.values()):
+                if (
+                    offset > reach[obj_idx]
+                    or entry is None
+                    or any(t in held for held in outputs.values())
+                ):
                     continue
                 mask = torch.from_numpy(entry.mask)[None, None].float().to(state["device"])
                 mask = torch.nn.functional.interpolate(
@@ -285,6 +335,40 @@ class TrackingSession:
                         run_mem_encoder=True,
                     )  # fmt: skip
                 outputs["non_cond_frame_outputs"][t] = out
+
+    def _superseding_prompt_behind(
+        self, obj_idx: int, frame: int, reverse: bool, including_frame: bool
+    ) -> int | None:
+        """The nearest frame behind ``frame`` (before it; after it when tracking
+        backward), or on it if ``including_frame``, within SAM 2's reach, whose prompt
+        found the object; None if none (or prompts do not supersede memory)."""
+        if not self.prompts_supersede_memory:
+            return None
+        step = 1 if reverse else -1
+        for offset in range(0 if including_frame else 1, self.memory_window + 1):
+            t = frame + step * offset
+            if not 0 <= t < self.n_frames:
+                return None
+            if _finds_its_object(self._conditioning_output(obj_idx, t)):
+                return t
+        return None
+
+    def _conditioning_output(self, obj_idx: int, frame: int) -> dict | None:
+        """An object's prompted-frame output, newest first: SAM 2 keeps a new prompt's
+        output apart until a propagation starts."""
+        for outputs in (
+            self._state["temp_output_dict_per_obj"][obj_idx],
+            self._state["output_dict_per_obj"][obj_idx],
+        ):
+            out = outputs["cond_frame_outputs"].get(frame)
+            if out is not None:
+                return out
+        return None
+
+    def _drop_memory_behind(self, obj_idx: int, frame: int, reverse: bool) -> None:
+        non_cond = self._state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"]
+        for t in [t for t in non_cond if (t > frame if reverse else t < frame)]:
+            del non_cond[t]
 
     def _empty_previous_output_slot(self, frame: int, obj_id: int) -> dict | None:
         """Where SAM 2's add_new_points_or_box looks first for an object's previous
@@ -455,7 +539,7 @@ class TrackingSession:
     def _sam2_pass(self, anchor: int, count: int, reverse: bool) -> Iterator[FrameResult]:
         predictor = self.model.predictor
         with self.model.autocast():
-            self._recall_memory_before(anchor, self.object_ids, reverse)
+            self._recall_memory_before(anchor, self.object_ids, reverse, past_frame=True)
         frames = predictor.propagate_in_video(
             self._state, start_frame_idx=anchor, max_frame_num_to_track=count, reverse=reverse
         )
@@ -467,6 +551,7 @@ class TrackingSession:
                     return
                 frame, obj_ids, masks = item
                 self._forget_old_memory(frame, reverse)
+                self._forget_memory_behind_prompts(frame, reverse)
                 yield frame, self._store(frame, obj_ids, masks)
         finally:
             frames.close()
@@ -495,6 +580,14 @@ class TrackingSession:
             ]  # fmt: skip
             for t in stale:
                 del non_cond[t]
+
+    def _forget_memory_behind_prompts(self, frame: int, reverse: bool) -> None:
+        """Past a prompt that found its object, drop that object's memory behind it."""
+        if not self.prompts_supersede_memory:
+            return
+        for obj_idx in self._state["output_dict_per_obj"]:
+            if _finds_its_object(self._conditioning_output(obj_idx, frame)):
+                self._drop_memory_behind(obj_idx, frame, reverse)
 
     def tracking_state_frames(self) -> dict[str, int]:
         """How many frames' outputs SAM 2's state holds (to check memory stays bounded)."""
