@@ -30,9 +30,10 @@ def trainer():
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
     look-alike objects, crowded ones, corrections on later frames (their loss reaching the
-    prediction they correct), fixes after a drift."""
+    prediction they correct, the frames after them reading no memory from before them),
+    fixes after a drift."""
     options = "--image-size 128 --steps 4 --batch 2 --frames 3 --targets 2 --shape-changes"
-    options += " --p-correct 1 --prev-grad --p-crowded 0.5"
+    options += " --p-correct 1 --prev-grad --fix-supersedes-memory --p-crowded 0.5"
     options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
@@ -71,6 +72,39 @@ def test_a_correction_can_train_the_prediction_it_is_fed(trainer, prev_grad):
     assert len(clicks[0]) == 2  # the first click and the correction
     gradient = out["pred_masks"].grad
     assert (gradient is not None and bool(gradient.abs().sum() > 0)) is prev_grad
+
+
+@pytest.mark.parametrize("drift", [False, True])
+@pytest.mark.parametrize("supersede", [False, True])
+def test_frames_after_a_fix_read_the_memory_the_engine_gives_them(
+    trainer, monkeypatch, drift, supersede
+):
+    """With --fix-supersedes-memory the frames tracked after a later-frame correction
+    hold no memory of the tracked frames before it, as in the engine."""
+    held = []  # (frame, was it clicked, tracked frames whose memory it could read)
+    original = trainer._step
+
+    def spy(model, t, is_init, feats, pos, sizes, points, prev, output_dict, n_frames):
+        held.append((t, points is not None, sorted(output_dict["non_cond_frame_outputs"])))
+        return original(model, t, is_init, feats, pos, sizes, points, prev, output_dict,
+                        n_frames)  # fmt: skip
+
+    monkeypatch.setattr(trainer, "_step", spy)
+    torch.manual_seed(0)
+    model = trainer.build_training_model(128)
+    options = "--batch 1 --targets 1 --frames 4 --p-correct 1 --drift-frames 3"
+    args = trainer.parse_args([*options.split()] + ["--fix-supersedes-memory"] * supersede)
+    step = trainer.drift_correction_step if drift else trainer.train_step
+    for seed in range(20):  # a fix with tracked frames before it and frames after it
+        held.clear()
+        step(model, np.random.default_rng(seed), 0, args, 0.0)
+        last_click = max(i for i, (t, clicked, _) in enumerate(held) if clicked and t > 0)
+        fix = held[last_click][0]
+        if fix >= 2 and last_click < len(held) - 1:
+            break
+    after = [frames for _, _, frames in held[last_click + 1 :]]
+    before_fix = [[f for f in frames if f < fix] for frames in after]
+    assert all(not frames for frames in before_fix) is supersede, (fix, held)
 
 
 @pytest.mark.parametrize("crowded", [0, 1])
