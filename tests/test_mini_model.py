@@ -29,6 +29,8 @@ CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 418, 24, 2
 # One of the evaluation's videos with occlusions: the mask of object 1 takes in the shape
 # that half hides it on frame 13, long after SAM 2 tracked past it.
 TRIM_SEED, TRIM_OBJECT = 203, 1
+# Another: the mask of object 2 is lost on frame 19, where one positive click fixes it.
+CARRY_SEED, CARRY_OBJECT = 320, 2
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,27 @@ def test_a_negative_click_far_behind_the_tracking_trims_the_mask(mini):
     assert np.mean([iou(after[t], gt[t]) for t in later]) > np.mean(
         [iou(before[t], gt[t]) for t in later]
     )
+
+
+def test_a_fix_carries_on_past_the_drifted_frames_behind_it(mini):
+    """Read beside the fix, the drifted frames before it pull the mask back to where it
+    went wrong; the engine tracks on from the fix and the prompted frames instead."""
+    video = make_synthetic_video(24, HEIGHT, WIDTH, n_objects=4, seed=CARRY_SEED)
+    gt = video.labels == CARRY_OBJECT
+    gains = {}
+    for supersede in (False, True):
+        session = TrackingSession(video.frames, mini, prompts_supersede_memory=supersede)
+        for obj in range(1, video.n_objects + 1):
+            session.set_prompt(0, obj, points=[deepest_point(video.labels[0] == obj)],
+                               labels=[1])  # fmt: skip
+        run(session)
+        before = tracked_masks(session, CARRY_OBJECT)
+        frame = next(t for t in range(1, 23) if iou(before[t], gt[t]) < 0.5)
+        point, label = correction_click(gt[frame], before[frame])
+        assert (frame, label) == (19, 1)
+        session.set_prompt(frame, CARRY_OBJECT, points=[point], labels=[label])
+        run(session)
+        after = tracked_masks(session, CARRY_OBJECT)
+        later = range(frame + 1, 24)
+        gains[supersede] = np.mean([iou(after[t], gt[t]) - iou(before[t], gt[t]) for t in later])
+    assert gains[True] >= 0.3 and gains[True] - gains[False] >= 0.2, gains
