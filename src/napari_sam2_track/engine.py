@@ -551,7 +551,6 @@ class TrackingSession:
                     return
                 frame, obj_ids, masks = item
                 self._forget_old_memory(frame, reverse)
-                self._forget_memory_behind_prompts(frame, reverse)
                 yield frame, self._store(frame, obj_ids, masks)
         finally:
             frames.close()
@@ -570,24 +569,15 @@ class TrackingSession:
 
         SAM 2 keeps every frame's memory features forever, which grows without bound on
         long videos; it only reads the last ``memory_window`` frames (prompted frames are
-        kept separately and stay).
+        kept separately and stay). Past a prompt that found its object, it reads none of
+        the frames behind that prompt (the module's memory semantics).
         """
-        for outputs in self._state["output_dict_per_obj"].values():
-            non_cond = outputs["non_cond_frame_outputs"]
-            stale = [
-                t for t in non_cond
-                if (t > frame + self.memory_window if reverse else t < frame - self.memory_window)
-            ]  # fmt: skip
-            for t in stale:
-                del non_cond[t]
-
-    def _forget_memory_behind_prompts(self, frame: int, reverse: bool) -> None:
-        """Past a prompt that found its object, drop that object's memory behind it."""
-        if not self.prompts_supersede_memory:
-            return
+        window_edge = frame + self.memory_window if reverse else frame - self.memory_window
         for obj_idx in self._state["output_dict_per_obj"]:
-            if _finds_its_object(self._conditioning_output(obj_idx, frame)):
-                self._drop_memory_behind(obj_idx, frame, reverse)
+            supersedes = self.prompts_supersede_memory and _finds_its_object(
+                self._conditioning_output(obj_idx, frame)
+            )
+            self._drop_memory_behind(obj_idx, frame if supersedes else window_edge, reverse)
 
     def tracking_state_frames(self) -> dict[str, int]:
         """How many frames' outputs SAM 2's state holds (to check memory stays bounded)."""
