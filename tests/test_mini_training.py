@@ -30,10 +30,10 @@ def trainer():
 def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
     look-alike objects, crowded ones, corrections on later frames (their loss reaching the
-    prediction they correct, the frames after them reading no memory from before them),
-    fixes after a drift."""
+    prediction they correct, the frames after them reading no memory from before them,
+    some of masks that drifted onto a neighbour), fixes after a drift."""
     options = "--image-size 128 --steps 4 --batch 2 --frames 3 --targets 2 --shape-changes"
-    options += " --p-correct 1 --prev-grad --fix-supersedes-memory --p-crowded 0.5"
+    options += " --p-correct 1 --prev-grad --fix-supersedes-memory --p-crowded 0.5 --p-merged 1"
     options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
@@ -72,6 +72,48 @@ def test_a_correction_can_train_the_prediction_it_is_fed(trainer, prev_grad):
     assert len(clicks[0]) == 2  # the first click and the correction
     gradient = out["pred_masks"].grad
     assert (gradient is not None and bool(gradient.abs().sum() > 0)) is prev_grad
+
+
+@pytest.mark.parametrize("instead", [False, True])
+def test_a_correction_can_be_of_a_mask_that_drifted_onto_a_neighbour(trainer, monkeypatch,
+                                                                    instead):  # fmt: skip
+    """With --p-merged some corrections are fed a mask that took in the nearest other
+    object of the clip (or went over to it), and click on that mask's error."""
+    torch.manual_seed(0)
+    model = trainer.build_training_model(128)
+    bundled = trainer.MINI_DIR / f"{trainer.CONFIG_NAME}.pt"
+    model.load_state_dict(torch.load(bundled, map_location="cpu")["model"])
+    args = trainer.parse_args(["--batch", "1", "--targets", "3"])
+    for seed in range(50):  # a clip with three objects in view
+        rng = np.random.default_rng(seed)
+        batch = trainer.Batch(model, trainer.sample_clips(rng, seed, 1, 128, args, 0.0), 1)
+        if batch.size == 3 and all(gt[0].sum() > 60 for gt in batch.gts):
+            break
+    centres = [np.argwhere(gt[0]).mean(0) for gt in batch.gts]
+    nearest = 1 + int(np.argmin([np.hypot(*(centres[o] - centres[0])) for o in (1, 2)]))
+    assert batch.drifts(0, rng, 0.0) == {}
+    assert batch.drifts(0, rng, 1.0)[0][0] == nearest
+
+    batch.encode()
+    clicks = [[(*trainer.interior_click(gt[0], rng), 1)] for gt in batch.gts]
+    with torch.no_grad():
+        out, *_ = batch.step(0, True, trainer._points(clicks, batch.sizes, 128))
+        fed = []
+        step = batch.step
+        monkeypatch.setattr(batch, "step", lambda *a: fed.append(a[3]) or step(*a))
+        batch.correct(out, clicks, 0, True, rng, {0: (nearest, instead)})
+    prev, logits = fed[0], out["pred_masks"]
+    grid = torch.nn.functional.interpolate(batch.targets[:, 0, None], size=prev.shape[-2:],
+                                           mode="area")[:, 0]  # fmt: skip
+    inside_other, inside_own = grid[nearest] == 1, (grid[0] == 1) & (grid[nearest] == 0)
+    assert bool((prev[0][0][inside_other] >= 10).all())
+    expected_own = torch.full_like(logits[0, 0], -10.0) if instead else logits[0, 0]
+    assert torch.equal(prev[0, 0][inside_own], expected_own[inside_own])
+    assert torch.equal(prev[1:], logits[1:])  # the others' corrections are as they were
+    x, y, label = clicks[0][-1]
+    own, other = batch.gts[0][0], batch.gts[nearest][0]
+    drifted = other | (trainer._video_res(out["pred_masks_high_res"], batch.sizes)[0] & ~instead)
+    assert drifted[int(y), int(x)] != label and own[int(y), int(x)] == label
 
 
 @pytest.mark.parametrize("drift", [False, True])
