@@ -55,8 +55,8 @@ object of the clip, taking it in beside its own (two times in three) or in its p
 and the click falls on that error, as a person's does on a tracked frame gone wrong. In
 short clips of a model that tracks well the corrections are mostly of thin slivers at
 an edge, and rarely a click inside a whole neighbour taken in. The recipe leaves it out:
-over two training seeds it moved the gain of a corrective click no further than the
-training seed alone moves it (up with one seed, down with the other).
+over two training seeds and three sets of held-out videos it left the gain of a
+corrective click where it was on average (up with one seed, down with the other).
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
