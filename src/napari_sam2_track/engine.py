@@ -349,9 +349,16 @@ class TrackingSession:
             t = frame + step * offset
             if not 0 <= t < self.n_frames:
                 return None
-            if _finds_its_object(self._conditioning_output(obj_idx, t)):
+            if self._prompt_supersedes_memory(obj_idx, t):
                 return t
         return None
+
+    def _prompt_supersedes_memory(self, obj_idx: int, frame: int) -> bool:
+        """Whether an object's prompt on a frame supersedes the tracked memory behind it
+        (see the module's memory semantics)."""
+        return self.prompts_supersede_memory and _finds_its_object(
+            self._conditioning_output(obj_idx, frame)
+        )
 
     def _conditioning_output(self, obj_idx: int, frame: int) -> dict | None:
         """An object's prompted-frame output, newest first: SAM 2 keeps a new prompt's
@@ -574,9 +581,7 @@ class TrackingSession:
         """
         window_edge = frame + self.memory_window if reverse else frame - self.memory_window
         for obj_idx in self._state["output_dict_per_obj"]:
-            supersedes = self.prompts_supersede_memory and _finds_its_object(
-                self._conditioning_output(obj_idx, frame)
-            )
+            supersedes = self._prompt_supersedes_memory(obj_idx, frame)
             self._drop_memory_behind(obj_idx, frame if supersedes else window_edge, reverse)
 
     def tracking_state_frames(self) -> dict[str, int]:
