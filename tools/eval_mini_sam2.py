@@ -15,7 +15,7 @@ On held-out synthetic videos (generator seeds below 1,000,000; training uses see
 * deformation and exits: the same for every object of videos whose shapes swell, shrink
   and stretch and leave the frame and come back (a frame where the object is gone and
   the mask is empty counts as J = 1);
-* the sample video (what the demo opens: 360x480, brought down to the model's 256
+* the sample video (what the demo opens: 360x480, brought down to the model's 320
   pixels, where the held-out videos are 120x160): mean J of its shapes over 24 frames
   after one click each on frame 0;
 * boxes: the share of frames whose box (from the mask, as the Shapes layer shows it)
@@ -107,7 +107,7 @@ def boxes_within_tolerance(masks: np.ndarray, gt: np.ndarray) -> list[bool]:
 def click_objects(video, args: argparse.Namespace) -> tuple[TrackingSession, list]:
     session = TrackingSession.create(
         video.frames, model=args.model, checkpoint=args.checkpoint, device="cpu",
-        prompts_supersede_memory=not args.read_memory_behind_prompts,
+        image_size=args.image_size, prompts_supersede_memory=not args.read_memory_behind_prompts,
     )  # fmt: skip
     objects = []
     for i in range(video.n_objects):
@@ -130,6 +130,12 @@ def main() -> None:
         type=int,
         default=0,
         help="evaluate on other held-out videos: every generator seed moved by this much",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="run the model at this frame size rather than its config's",
     )
     parser.add_argument(
         "--read-memory-behind-prompts",
