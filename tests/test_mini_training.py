@@ -186,13 +186,13 @@ def test_share_of_look_alike_clips_moves_from_start_to_end(trainer):
 
 def test_weights_carry_from_one_image_size_to_another(trainer):
     """The recipe's first stages train at 128 pixels, where a step is cheaper, and the
-    last goes on at the config's 256 with the same weights."""
+    last go on at the config's 320 with the same weights."""
     small, large = trainer.build_training_model(128), trainer.build_training_model()
-    assert (small.image_size, large.image_size) == (128, 256)
+    assert (small.image_size, large.image_size) == (128, 320)
     large.load_state_dict(small.state_dict())  # strict: every weight fits both sizes
     assert all(torch.equal(v, large.state_dict()[k]) for k, v in small.state_dict().items())
     # A clip trains at the smaller size: its second frame reads the first's memory on an
-    # 8x8 grid, where the config lays rotary positions out for 16x16 (sam2 lays them out
+    # 8x8 grid, where the config lays rotary positions out for 20x20 (sam2 lays them out
     # anew).
     options = "--image-size 128 --steps 1 --batch 1 --frames 2 --targets 1 --p-correct 0"
     trained = trainer.train(trainer.parse_args(options.split()))

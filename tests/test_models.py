@@ -380,5 +380,5 @@ def test_synthetic_videos_get_the_bundled_model_until_an_official_one_is_cached(
     assert models.model_for_synthetic_video() == "sam2.1_hiera_large"
     (cache / f"{models.DEFAULT_MODEL}.pt").write_bytes(b"x")
     assert models.model_for_synthetic_video() == models.DEFAULT_MODEL
-    assert models.MODELS[models.SYNTHETIC_MODEL].image_size == 256
+    assert models.MODELS[models.SYNTHETIC_MODEL].image_size == 320
     assert models.MODELS[models.DEFAULT_MODEL].image_size == 1024

@@ -104,7 +104,7 @@ def test_dock_widget_follows_the_image_layers(make_napari_viewer, tmp_path, monk
     assert widget.video_layer.value is viewer.layers["synthetic shapes"]
     assert "60 frames of 480×360" in widget.video_info.value
     # Nothing cached: the sample gets the bundled model at the size it was trained at.
-    assert (widget.model.value, widget.image_size.value) == (models.SYNTHETIC_MODEL, 256)
+    assert (widget.model.value, widget.image_size.value) == (models.SYNTHETIC_MODEL, 320)
     video = viewer.open(write_video(tmp_path / "clip.mp4", counting_frames(8)), plugin=PLUGIN)[0]
     viewer.add_points(np.zeros((0, 3)))
     assert widget.video_layer.value is video

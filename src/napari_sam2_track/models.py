@@ -87,7 +87,7 @@ def _registry() -> dict[str, ModelSpec]:
     )
     url = (BUNDLED_DIR / "mini_synthetic.pt").as_uri()
     specs.append(ModelSpec(SYNTHETIC_MODEL, "mini_synthetic.yaml", url, None, None, text,
-                           bundled=True, image_size=256, multimask=False))  # fmt: skip
+                           bundled=True, image_size=320, multimask=False))  # fmt: skip
     return {spec.name: spec for spec in specs}
 
 
