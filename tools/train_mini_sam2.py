@@ -74,9 +74,10 @@ shapes (about 13 minutes). Last, single frames again at 320 pixels, half of them
 (about 6 minutes), where a click's mask learns to stop at the faint edge between two
 similar shapes at the detail the model sees them in use. The model works at 320 pixels
 rather than 256, as its masks find such edges better in more detail: in the same
-training time, previews, single objects, shapes that deform, the sample's shapes and
-the gain of a corrective click all come out better on three sets of held-out videos,
-for a little less (0.005) on objects behind occluders:
+training time, previews, single objects, shapes that deform and the sample's shapes all
+come out better on three sets of held-out videos, for a little less (0.005) on objects
+behind occluders, and the gain of a corrective click stays within the spread between
+training seeds:
 
     python tools/train_mini_sam2.py --image-size 128 --frames 1 --batch 8 --targets 4 \
         --steps 6000 --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
