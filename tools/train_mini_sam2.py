@@ -404,6 +404,7 @@ class Batch:
         taking it in beside the object or (``True``, one time in three) in its place."""
         if share <= 0:
             return {}
+        centres = {o: _centroid(self.gts[o][t]) for o in range(self.size)}
         drift_onto = {}
         for b in range(self.size):
             others = [o for o in range(self.size) if o != b
@@ -411,8 +412,7 @@ class Batch:
                       and self.gts[o][t].any()]  # fmt: skip
             if not others or rng.random() >= share:
                 continue
-            here = _centroid(self.gts[b][t])
-            nearest = min(others, key=lambda o: np.hypot(*(_centroid(self.gts[o][t]) - here)))
+            nearest = min(others, key=lambda o: np.hypot(*(centres[o] - centres[b])))
             drift_onto[b] = (nearest, bool(rng.random() < 1 / 3))
         return drift_onto
 
