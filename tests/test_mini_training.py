@@ -31,10 +31,12 @@ def short_run(trainer, seed: int) -> dict[str, torch.Tensor]:
     """Four steps that take every path: several objects per clip, shapes that change,
     look-alike objects, crowded ones, corrections on later frames (their loss reaching the
     prediction they correct, the frames after them reading no memory from before them,
-    some of masks that drifted onto a neighbour), fixes after a drift."""
+    some of masks that drifted onto a neighbour, weighted above a tracked frame), fixes
+    after a drift."""
     options = "--image-size 128 --steps 4 --batch 2 --frames 3 --targets 2 --shape-changes"
     options += " --p-correct 1 --prev-grad --fix-supersedes-memory --p-crowded 0.5 --p-merged 1"
     options += " --drift-frames 2 --drift-share 0.5 --p-twins 1 --p-twins-end 0"
+    options += " --correction-weight 3"
     return trainer.train(trainer.parse_args([*options.split(), "--seed", str(seed)]))
 
 
@@ -72,6 +74,26 @@ def test_a_correction_can_train_the_prediction_it_is_fed(trainer, prev_grad):
     assert len(clicks[0]) == 2  # the first click and the correction
     gradient = out["pred_masks"].grad
     assert (gradient is not None and bool(gradient.abs().sum() > 0)) is prev_grad
+
+
+@pytest.mark.parametrize("weight", [1.0, 3.0])
+def test_a_corrected_frame_weighs_in_the_loss_as_the_option_says(trainer, monkeypatch, weight):
+    """With --correction-weight W a corrected frame's loss counts W times a tracked
+    frame's in the step's loss."""
+    corrections = []
+    original = trainer.Batch.correct
+    monkeypatch.setattr(trainer.Batch, "correct",
+                        lambda *a, **k: corrections.append(1) or original(*a, **k))  # fmt: skip
+    # Every frame's own loss 1: the step's loss is then the corrections' weighted share.
+    monkeypatch.setattr(trainer, "frame_loss", lambda multi, *_: (multi.sum() * 0 + 1, 1.0))
+    torch.manual_seed(0)
+    model = trainer.build_training_model(128)
+    options = "--image-size 128 --batch 1 --targets 1 --frames 3 --p-correct 1"
+    args = trainer.parse_args([*options.split(), "--correction-weight", str(weight)])
+    loss, *_ = trainer.train_step(model, np.random.default_rng(0), 0, args, 0.0)
+    n = len(corrections)
+    assert n >= 1  # the later frame's, and at times the first frame's
+    assert float(loss) == pytest.approx((args.frames + weight * n) / (args.frames + n))
 
 
 @pytest.mark.parametrize("instead", [False, True])
