@@ -58,14 +58,14 @@ an edge, and rarely a click inside a whole neighbour taken in. The recipe leaves
 over two training seeds and three sets of held-out videos it left the gain of a
 corrective click where it was on average (up with one seed, down with the other).
 ``--correction-weight`` counts a corrected frame's loss that many times a tracked frame's.
-In a six-frame clip with one correction, the correction is one loss in seven or eight,
-and a model trained so learns to track well and to heed a click against the previous
-mask's logits poorly: a lone negative click in the middle of a neighbour that the mask
-took in often left the mask as it was. The recipe's last two stages weigh corrections
-three times: on three sets of held-out videos the frames after a corrective click come
-out 0.03 to 0.06 higher in mean J (over the objects each model loses), the click's gain
-goes from +0.08 to +0.11 to +0.14 to +0.16, and objects behind occluders lose 0.01 to
-0.015 before any correction.
+In a six-frame clip with one correction, the correction is one loss in seven, and a
+model trained so learns to track well and to heed a click against the previous mask's
+logits poorly: a lone negative click in the middle of a neighbour that the mask took in
+often left the mask as it was. The recipe's last two stages weigh corrections three
+times: on three sets of held-out videos the frames after a corrective click come out
+0.03 to 0.06 higher in mean J (over the objects each model loses), the click's gain is
++0.14 to +0.16 where it was +0.08 to +0.11, and objects behind occluders lose 0.01 to
+0.015 before any correction (one training seed: the hour left no time for a second).
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
