@@ -65,7 +65,7 @@ often left the mask as it was. The recipe's last two stages weigh corrections th
 times: on three sets of held-out videos the frames after a corrective click come out
 0.03 to 0.06 higher in mean J (over the objects each model loses), the click's gain is
 +0.14 to +0.16 where it was +0.08 to +0.11, and objects behind occluders lose 0.01 to
-0.015 before any correction (one training seed: the hour left no time for a second).
+0.015 before any correction (judged on one training seed).
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
