@@ -76,26 +76,27 @@ from weights trained at a smaller, cheaper one.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
 Everything is seeded; on the CPU a run repeats exactly on the same machine and thread
-count. From scratch on another day it did not (see below): the cause is not found.
+count. From scratch on another day the recipe did not (see below): the cause is not found.
 
 The shipped checkpoint comes from four runs on 2 CPU cores (no GPU), about 60 minutes in
 all. The last two give its weights exactly from the first two's (the 128-pixel model
-shipped before them, in git). Rerun from scratch, the first two gave other weights (the
-same up to 400 steps of the first run), and the last two from those a model that tracks
-worse behind occluders (mean J 0.79 against 0.88). Single frames first, as SAM 2 trains
-on images, to learn what a click means (about 20 minutes; half the videos larger, as the
-sample video is); then six-frame clips, to learn to track (about 21 minutes); both at
-128 pixels, where a step costs a quarter of one at 320. Then a short run of the same
-clips at the model's 320 pixels, which it sees at 2.5 times the detail, some of them
-crowded with look-alike shapes (about 13 minutes). Last, single frames again at 320
-pixels, half of them crowded (about 6 minutes), where a click's mask learns to stop at
-the faint edge between two similar shapes at the detail the model sees them in use. Both
-of these last runs weigh a corrected frame's loss three times a tracked frame's. The
-model works at 320 pixels rather than 256, as its masks find such edges better in more
-detail: in the same training time, previews, single objects, shapes that deform and the
-sample's shapes all come out better on three sets of held-out videos, for a little less
-(0.005) on objects behind occluders, and the gain of a corrective click stays within the
-spread between training seeds:
+shipped before them, in git). Rerun from scratch, the first two ended in other weights
+than those (the whole first run repeats exactly here, and a 400-step one gives the same
+weights with the code of the day the shipped ones were made), and the last two from
+those a model that tracks worse behind occluders (mean J 0.79 against 0.88). Single
+frames first, as SAM 2 trains on images, to learn what a click means (about 20 minutes;
+half the videos larger, as the sample video is); then six-frame clips, to learn to track
+(about 21 minutes); both at 128 pixels, where a step costs a quarter of one at 320. Then
+a short run of the same clips at the model's 320 pixels, which it sees at 2.5 times the
+detail, some of them crowded with look-alike shapes (about 13 minutes). Last, single
+frames again at 320 pixels, half of them crowded (about 6 minutes), where a click's mask
+learns to stop at the faint edge between two similar shapes at the detail the model sees
+them in use. Both of these last runs weigh a corrected frame's loss three times a
+tracked frame's. The model works at 320 pixels rather than 256, as its masks find such
+edges better in more detail: in the same training time, previews, single objects, shapes
+that deform and the sample's shapes all come out better on three sets of held-out
+videos, for a little less (0.005) on objects behind occluders, and the gain of a
+corrective click stays within the spread between training seeds:
 
     python tools/train_mini_sam2.py --image-size 128 --frames 1 --batch 8 --targets 4 \
         --steps 6000 --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
