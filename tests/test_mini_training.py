@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -221,3 +222,27 @@ def test_weights_carry_from_one_image_size_to_another(trainer):
     assert trained.keys() == small.state_dict().keys()
     with pytest.raises(ModelSetupError, match="must be a multiple of 32"):
         trainer.build_training_model(100)
+
+
+def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path):
+    """Weights repeat only on the same kind of CPU with the same libraries, so each
+    checkpoint says what made it; the engine's loader reads it as plain weights still."""
+    from napari_sam2_track.models import load_checkpoint_weights
+
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    options = ["--image-size", "128", "--steps", "1", "--batch", "1", "--frames", "1"]
+    trainer.main([*options, "--out", str(first)])
+    trainer.main([*options, "--init", str(first), "--seed", "4", "--out", str(second)])
+
+    made_by = torch.load(second, map_location="cpu", weights_only=True)["made_by"]
+    assert made_by["command"].startswith("python tools/train_mini_sam2.py --image-size 128")
+    assert f"--init {first} --seed 4 --out {second}" in made_by["command"]
+    assert made_by["init_sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert made_by["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert made_by["threads"] == 2 and made_by["cpu"]
+    assert made_by["versions"]["torch"] == torch.__version__
+    assert made_by["versions"]["numpy"] == np.__version__
+    assert torch.load(first, weights_only=True)["made_by"]["init_sha256"] is None
+    model = trainer.build_training_model(128)
+    load_checkpoint_weights(model, second, "mini-synthetic")
+    assert not list(tmp_path.glob("*.partial"))

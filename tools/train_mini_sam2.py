@@ -119,13 +119,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import platform
 import random
+import shlex
+import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pooch import file_hash
 
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.models import BUNDLED_DIR
@@ -732,14 +737,45 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, object]:
+    """How a checkpoint was made, for a rerun to be checked against it: the command, the
+    weights it started from, and what sets the order floats are summed in (the CPU and the
+    vector instructions torch picked for it, the thread count, the library versions), as a
+    rerun gives the same weights only where all of these are the same."""
+    return {
+        "command": shlex.join(["python", "tools/train_mini_sam2.py", *argv]),
+        "init_sha256": None if args.init is None else file_hash(str(args.init), alg="sha256"),
+        "cpu": _cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": args.threads,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),  # a str subclass weights_only refuses
+            "numpy": np.__version__,
+            "sam2": version("sam2"),
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     start = time.time()
     state = train(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed, so an interrupted save leaves no torn file.
     partial = args.out.with_name(args.out.name + ".partial")
-    torch.save({"model": state}, partial)
+    torch.save({"model": state, "made_by": provenance(args, argv)}, partial)
     partial.replace(args.out)
     print(f"saved {args.out} ({args.out.stat().st_size:,} bytes) in {time.time() - start:.0f}s")
 
