@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,18 @@ def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path):
     model = trainer.build_training_model(128)
     load_checkpoint_weights(model, second, "mini-synthetic")
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_log_fingerprints_the_weights(trainer, capsys):
+    """Two runs' logs show where their weights part: each line ends in a digest of the
+    weights at that step, to the last bit."""
+    options = "--image-size 128 --steps 2 --batch 1 --frames 1 --log-every 1"
+    state = trainer.train(trainer.parse_args(options.split()))
+    lines = capsys.readouterr().out.splitlines()
+    printed = [line.split("weights ")[1].split()[0] for line in lines]
+    assert len(printed) == 2 and printed[0] != printed[1]
+    assert printed[-1] == trainer.fingerprint(state)
+    nudged = dict(state)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    nudged[name] = torch.nextafter(state[name], torch.full_like(state[name], math.inf))
+    assert trainer.fingerprint(nudged) != printed[-1]

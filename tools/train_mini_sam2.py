@@ -118,6 +118,7 @@ corrective click stays within the spread between training seeds:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import platform
 import random
@@ -676,6 +677,16 @@ def twins_share(args: argparse.Namespace, step: int) -> float:
     return args.p_twins + (args.p_twins_end - args.p_twins) * progress
 
 
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """A short digest of every weight to the last bit: two runs' logs show the first
+    step where their weights part, which the rounded loss can hide for a long while."""
+    digest = hashlib.sha1()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Train as ``args`` say; the trained weights."""
     torch.set_num_threads(args.threads)
@@ -731,7 +742,7 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
             print(
                 f"step {step:5d}  loss {running[0]:.4f}  iou first {running[1]:.3f}  "
                 f"iou tracked {running[2]:.3f}  lr {scheduler.get_last_lr()[0]:.2e}  "
-                f"{time.time() - start:.0f}s",
+                f"weights {fingerprint(model.state_dict())}  {time.time() - start:.0f}s",
                 flush=True,
             )
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
