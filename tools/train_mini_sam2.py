@@ -749,13 +749,16 @@ def train(args: argparse.Namespace) -> dict[str, torch.Tensor]:
 
 
 def _cpu_name() -> str:
+    """The CPU's name with its family and model numbers, which tell generations apart
+    where the name alone does not (a virtual machine may show just "AMD EPYC")."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    name = fields.get("model name", platform.machine())
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, object]:
