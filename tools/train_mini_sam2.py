@@ -75,20 +75,32 @@ size (only the image and memory grids change), so a stage can go on at a larger 
 from weights trained at a smaller, cheaper one.
 
 Frames are normalised exactly as the tracking engine does (``model_input.ModelFrames``).
-Everything is seeded; on the CPU a run repeats exactly on the same machine and thread
-count. From scratch on another day the recipe did not (see below): the cause is not found.
+Everything is seeded, and a run gives the same weights to the last bit where the CPU's
+vector instructions, the thread count and the library versions are the same. Elsewhere
+floats are summed in another order and the weights part at once: torch's own kernels,
+oneDNN's and MKL's each pick their code by the CPU's instructions, and here a run under
+any one of ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``MKL_CBWR=AVX2``
+parts from the default AVX-512 one in its first steps (with all three, runs repeat, at
+the same speed). Each checkpoint records what decides this under ``made_by`` (the CPU,
+the instructions torch picked, threads, versions), with the command that made it and the
+SHA-256 of the weights it started from, and each log line ends in a digest of the
+weights, so two runs' logs show the step where they part.
 
-The shipped checkpoint comes from four runs on 2 CPU cores (no GPU), about 60 minutes in
-all. The last two give its weights exactly from the first two's (the 128-pixel model
-shipped before them, in git). Rerun from scratch, the first two ended in other weights
-than those (the whole first run repeats exactly here, and a 400-step one gives the same
-weights with the code of the day the shipped ones were made), and the last two from
-those a model that tracks worse behind occluders (mean J 0.79 against 0.88). Single
+Runs that part so end apart, and the spread is wide. The shipped checkpoint comes from
+four runs on 2 CPU cores (no GPU), about 57 minutes in all. The last two give its
+weights exactly from the first two's (the 128-pixel model shipped before them, in git).
+The first two were run before checkpoints recorded what made them, on another machine
+or with other library versions than those of the checks here. Rerun here from scratch,
+with that day's code as with today's (the whole first run gives the same weights with
+both), they end in other weights, and every run of the second from them tracks clearly
+worse behind occluders than the shipped second run's weights (mean J at 128 pixels 0.76
+and, with its seed 2, 0.74, against 0.83); from the first of those the last two make a
+model at 0.79 against 0.88, whose corrective click gains +0.09 against +0.16. Single
 frames first, as SAM 2 trains on images, to learn what a click means (about 20 minutes;
 half the videos larger, as the sample video is); then six-frame clips, to learn to track
-(about 21 minutes); both at 128 pixels, where a step costs a quarter of one at 320. Then
+(about 17 minutes); both at 128 pixels, where a step costs a quarter of one at 320. Then
 a short run of the same clips at the model's 320 pixels, which it sees at 2.5 times the
-detail, some of them crowded with look-alike shapes (about 13 minutes). Last, single
+detail, some of them crowded with look-alike shapes (about 14 minutes). Last, single
 frames again at 320 pixels, half of them crowded (about 6 minutes), where a click's mask
 learns to stop at the faint edge between two similar shapes at the detail the model sees
 them in use. Both of these last runs weigh a corrected frame's loss three times a
