@@ -225,12 +225,14 @@ def test_weights_carry_from_one_image_size_to_another(trainer):
         trainer.build_training_model(100)
 
 
-def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path):
+def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path, monkeypatch):
     """Weights repeat only on the same kind of CPU with the same libraries, so each
     checkpoint says what made it; the engine's loader reads it as plain weights still."""
     from napari_sam2_track.models import load_checkpoint_weights
 
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("MKL_CBWR", "AVX2")  # recorded as set (here too late to act on)
     options = ["--image-size", "128", "--steps", "1", "--batch", "1", "--frames", "1"]
     trainer.main([*options, "--out", str(first)])
     trainer.main([*options, "--init", str(first), "--seed", "4", "--out", str(second)])
@@ -241,6 +243,8 @@ def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path):
     assert made_by["init_sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
     assert made_by["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert made_by["threads"] == 2 and made_by["cpu"]
+    assert made_by["environment"]["MKL_CBWR"] == "AVX2"
+    assert "ONEDNN_MAX_CPU_ISA" not in made_by["environment"]
     assert made_by["versions"]["torch"] == torch.__version__
     assert made_by["versions"]["numpy"] == np.__version__
     assert torch.load(first, weights_only=True)["made_by"]["init_sha256"] is None

@@ -82,9 +82,9 @@ oneDNN's and MKL's each pick their code by the CPU's instructions, and here a ru
 any one of ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``MKL_CBWR=AVX2``
 parts from the default AVX-512 one in its first steps (with all three, runs repeat, at
 the same speed). Each checkpoint records what decides this under ``made_by`` (the CPU,
-the instructions torch picked, threads, versions), with the command that made it and the
-SHA-256 of the weights it started from, and each log line ends in a digest of the
-weights, so two runs' logs show the step where they part.
+the instructions torch picked, those settings, threads, versions), with the command that
+made it and the SHA-256 of the weights it started from, and each log line ends in a
+digest of the weights, so two runs' logs show the step where they part.
 
 Runs that part so end apart, and the spread is wide. The shipped checkpoint comes from
 four runs on 2 CPU cores (no GPU), about 57 minutes in all. The last two give its
@@ -132,6 +132,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import platform
 import random
 import shlex
@@ -773,17 +774,23 @@ def _cpu_name() -> str:
     return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
+# Settings that make torch's, oneDNN's and MKL's kernels other than the CPU would pick.
+KERNEL_CHOICE = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR")
+
+
 def provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, object]:
     """How a checkpoint was made, for a rerun to be checked against it: the command, the
     weights it started from, and what sets the order floats are summed in (the CPU and the
-    vector instructions torch picked for it, the thread count, the library versions), as a
-    rerun gives the same weights only where all of these are the same."""
+    vector instructions torch picked for it, any setting that overrides the kernels' own
+    choice, the thread count, the library versions), as a rerun gives the same weights
+    only where all of these are the same."""
     return {
         "command": shlex.join(["python", "tools/train_mini_sam2.py", *argv]),
         "init_sha256": None if args.init is None else file_hash(str(args.init), alg="sha256"),
         "cpu": _cpu_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": args.threads,
+        "environment": {name: os.environ[name] for name in KERNEL_CHOICE if name in os.environ},
         "versions": {
             "python": platform.python_version(),
             "torch": str(torch.__version__),  # a str subclass weights_only refuses
