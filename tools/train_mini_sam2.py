@@ -80,7 +80,7 @@ vector instructions, the thread count and the library versions are the same. Els
 floats are summed in another order and the weights part at once: torch's own kernels,
 oneDNN's and MKL's each pick their code by the CPU's instructions, and here a run under
 any one of ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``MKL_CBWR=AVX2``
-parts from the default AVX-512 one in its first steps (with all three, runs repeat, at
+parts from the default AVX-512 one at its first step (with all three, runs repeat, at
 the same speed). Each checkpoint records what decides this under ``made_by`` (the CPU,
 the instructions torch picked, those settings, threads, versions), with the command that
 made it and the SHA-256 of the weights it started from, and each log line ends in a
