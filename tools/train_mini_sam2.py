@@ -92,10 +92,11 @@ weights exactly from the first two's (the 128-pixel model shipped before them, i
 The first two were run before checkpoints recorded what made them, on another machine
 or with other library versions than those of the checks here. Rerun here from scratch,
 with that day's code as with today's (the whole first run gives the same weights with
-both), they end in other weights, and every run of the second from them tracks clearly
-worse behind occluders than the shipped second run's weights (mean J at 128 pixels 0.76
-and, with its seed 2, 0.74, against 0.83); from the first of those the last two make a
-model at 0.79 against 0.88, whose corrective click gains +0.09 against +0.16. Single
+both), they end in other weights, and every second run here tracks clearly worse
+behind occluders than the shipped second run's weights (mean J at 128 pixels 0.76 and,
+with its seed 2, 0.74; with the three kernel choices capped at AVX2 in both runs, 0.70;
+against 0.83); from the first of those the last two make a model at 0.79 against 0.88,
+whose corrective click gains +0.09 against +0.16. Single
 frames first, as SAM 2 trains on images, to learn what a click means (about 20 minutes;
 half the videos larger, as the sample video is); then six-frame clips, to learn to track
 (about 17 minutes); both at 128 pixels, where a step costs a quarter of one at 320. Then
