@@ -80,36 +80,26 @@ vector instructions, the thread count and the library versions are the same. Els
 floats are summed in another order and the weights part at once: torch's own kernels,
 oneDNN's and MKL's each pick their code by the CPU's instructions, and here a run under
 any one of ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``MKL_CBWR=AVX2``
-parts from the default AVX-512 one at its first step (with all three, runs repeat, at
-the same speed). Each checkpoint records what decides this under ``made_by`` (the CPU,
-the instructions torch picked, those settings, threads, versions), with the command that
+parts from the default AVX-512 one at its first step (with all three, runs repeat, no
+slower). Each checkpoint records what decides this under ``made_by`` (the CPU, the
+instructions torch picked, those settings, threads, versions), with the command that
 made it and the SHA-256 of the weights it started from, and each log line ends in a
 digest of the weights, so two runs' logs show the step where they part.
 
-Runs that part so end apart, and the spread is wide. The shipped checkpoint comes from
-four runs on 2 CPU cores (no GPU), about 57 minutes in all. The last two give its
-weights exactly from the first two's (the 128-pixel model shipped before them, in git).
-The first two were run before checkpoints recorded what made them, on another machine
-or with other library versions than those of the checks here. Rerun here from scratch,
-with that day's code as with today's (the whole first run gives the same weights with
-both), they end in other weights, and every second run here tracks clearly worse
-behind occluders than the shipped second run's weights (mean J at 128 pixels 0.76 and,
-with its seed 2, 0.74; with the three kernel choices capped at AVX2 in both runs, 0.70;
-against 0.83); from the first of those the last two make a model at 0.79 against 0.88,
-whose corrective click gains +0.09 against +0.16. Single
-frames first, as SAM 2 trains on images, to learn what a click means (about 20 minutes;
-half the videos larger, as the sample video is); then six-frame clips, to learn to track
-(about 17 minutes); both at 128 pixels, where a step costs a quarter of one at 320. Then
-a short run of the same clips at the model's 320 pixels, which it sees at 2.5 times the
-detail, some of them crowded with look-alike shapes (about 14 minutes). Last, single
-frames again at 320 pixels, half of them crowded (about 6 minutes), where a click's mask
-learns to stop at the faint edge between two similar shapes at the detail the model sees
-them in use. Both of these last runs weigh a corrected frame's loss three times a
-tracked frame's. The model works at 320 pixels rather than 256, as its masks find such
-edges better in more detail: in the same training time, previews, single objects, shapes
-that deform and the sample's shapes all come out better on three sets of held-out
-videos, for a little less (0.005) on objects behind occluders, and the gain of a
-corrective click stays within the spread between training seeds:
+The shipped checkpoint comes from four runs on 2 CPU cores (no GPU), about 57 minutes in
+all. Single frames first, as SAM 2 trains on images, to learn what a click means (about
+20 minutes; half the videos larger, as the sample video is); then six-frame clips, to
+learn to track (about 17 minutes); both at 128 pixels, where a step costs a quarter of
+one at 320. Then a short run of the same clips at the model's 320 pixels, which it sees
+at 2.5 times the detail, some of them crowded with look-alike shapes (about 14 minutes).
+Last, single frames again at 320 pixels, half of them crowded (about 6 minutes), where a
+click's mask learns to stop at the faint edge between two similar shapes at the detail
+the model sees them in use. Both of these last runs weigh a corrected frame's loss three
+times a tracked frame's. The model works at 320 pixels rather than 256, as its masks
+find such edges better in more detail: in the same training time, previews, single
+objects, shapes that deform and the sample's shapes all come out better on three sets of
+held-out videos, for a little less (0.005) on objects behind occluders, and the gain of
+a corrective click stays within the spread between training seeds:
 
     python tools/train_mini_sam2.py --image-size 128 --frames 1 --batch 8 --targets 4 \
         --steps 6000 --max-scale 2.5 --lr 1e-3 --encoder-lr 1e-4 --weight-decay 0.1 \
@@ -124,6 +114,17 @@ corrective click stays within the spread between training seeds:
         --steps 600 --max-scale 2.5 --p-crowded 0.5 --lr 3e-4 --encoder-lr 3e-5 \
         --weight-decay 0.1 --p-correct 0 --correction-weight 3 --seed 5 \
         --out src/napari_sam2_track/mini/mini_synthetic.pt
+
+Runs that part end apart, and the spread is wide. The last two commands give the shipped
+weights exactly from the first two's (the 128-pixel model shipped before them, in git).
+The first two were run before checkpoints recorded what made them, on another machine
+or with other library versions than those of the checks here. Rerun here from scratch,
+with that day's code as with today's (the whole first run gives the same weights with
+both), they end in other weights, and every second run here tracks clearly worse behind
+occluders than the shipped second run's weights (mean J at 128 pixels 0.76 and, with
+its seed 2, 0.74; with the three kernel choices capped at AVX2 in both runs, 0.70;
+against 0.83); from the first of those the last two make a model at 0.79 against 0.88,
+whose corrective click gains +0.09 against +0.16.
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
