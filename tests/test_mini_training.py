@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +18,20 @@ import torch
 
 from napari_sam2_track.predictor import ModelSetupError
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "train_mini_sam2.py"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+SCRIPT = TOOLS / "train_mini_sam2.py"
+
+
+def load_tool(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def trainer():
-    spec = importlib.util.spec_from_file_location("train_mini_sam2", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(SCRIPT)
     # train() sets process-wide torch settings, as a script may; put them back after.
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -251,6 +262,55 @@ def test_a_checkpoint_records_how_it_was_made(trainer, tmp_path, monkeypatch):
     model = trainer.build_training_model(128)
     load_checkpoint_weights(model, second, "mini-synthetic")
     assert not list(tmp_path.glob("*.partial"))
+
+    # The evaluation says what it measured, and how that was made where the file says.
+    evaluation = load_tool(TOOLS / "eval_mini_sam2.py")
+    described = evaluation.describe_weights("mini-synthetic", second)
+    assert described[:2] == [f"weights: {second}", f"  made by: {made_by['command']}"]
+    assert "MKL_CBWR=AVX2" in described[2] and f"torch {torch.__version__}" in described[3]
+    plain = tmp_path / "plain.pt"
+    torch.save(model.state_dict(), plain)
+    assert evaluation.describe_weights("mini-synthetic", plain) == [
+        f"weights: {plain} (no record of how they were made)"
+    ]
+
+
+def test_kernels_are_capped_on_x86_unless_chosen_otherwise(trainer):
+    """On x86-64 ``--portable-kernels`` caps each library's kernels at AVX2, for a run to
+    give the same weights on CPUs with AVX-512 and without; a choice the caller made
+    stands."""
+    assert trainer.portable_kernel_settings({}, "x86_64") == trainer.PORTABLE_KERNELS
+    assert trainer.portable_kernel_settings({"PATH": "/bin"}, "AMD64") == trainer.PORTABLE_KERNELS
+    assert trainer.portable_kernel_settings({}, "arm64") == {}
+    chosen = {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "AVX512_CORE"}
+    assert trainer.portable_kernel_settings(chosen, "x86_64") == {"MKL_CBWR": "AVX2"}
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="kernels are capped on x86-64"
+)
+def test_the_script_runs_with_the_kernels_capped(trainer, tmp_path, monkeypatch, capsys):
+    """Each library reads its setting when it first computes, which importing sam2 may
+    already do, so the script starts itself anew with them: torch then runs AVX2 code.
+    Called in a process that has computed already, it says it cannot cap them."""
+    environment = {k: v for k, v in os.environ.items() if k not in trainer.KERNEL_CHOICE}
+    out = tmp_path / "capped.pt"
+    options = ["--image-size", "128", "--steps", "1", "--batch", "1", "--frames", "1",
+               "--portable-kernels"]  # fmt: skip
+    for name in trainer.KERNEL_CHOICE:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit):
+        trainer.parse_args(options)
+    assert "only where the script runs as a command" in capsys.readouterr().err
+    subprocess.run(
+        [sys.executable, str(SCRIPT), *options, "--out", str(out)],
+        env=environment, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    made_by = torch.load(out, weights_only=True)["made_by"]
+    assert made_by["cpu_capability"] == "AVX2"
+    assert made_by["environment"] == trainer.PORTABLE_KERNELS
+    assert made_by["command"] == shlex.join(["python", "tools/train_mini_sam2.py", *options,
+                                             "--out", str(out)])  # fmt: skip
 
 
 def test_the_log_fingerprints_the_weights(trainer, capsys):

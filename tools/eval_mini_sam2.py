@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_sam2_track import models
 from napari_sam2_track.engine import TrackingSession
 from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import (
@@ -102,6 +103,28 @@ def boxes_within_tolerance(masks: np.ndarray, gt: np.ndarray) -> list[bool]:
         else:
             hits.append(bool(np.all(np.abs(np.subtract(box, true_box)) <= BOX_TOLERANCE)))
     return hits
+
+
+def describe_weights(model: str, checkpoint: Path | None) -> list[str]:
+    """What is measured: the checkpoint file and, where the training script recorded it,
+    how it was made, so figures can be told apart from those of other weights."""
+    path = checkpoint or models.cached_checkpoint(model)
+    if path is None:
+        return [f"weights: {model} (not cached yet)"]
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    made_by = saved.get("made_by") if isinstance(saved, dict) else None
+    if not made_by:
+        return [f"weights: {path} (no record of how they were made)"]
+    lines = [f"weights: {path}", f"  made by: {made_by['command']}"]
+    environment = " ".join(f"{k}={v}" for k, v in made_by["environment"].items())
+    lines.append(
+        f"  on: {made_by['cpu']}, {made_by['cpu_capability']}, {made_by['threads']} threads"
+        + (f", {environment}" if environment else "")
+    )
+    lines.append("  with: " + ", ".join(f"{k} {v}" for k, v in made_by["versions"].items()))
+    return lines
 
 
 def click_objects(video, args: argparse.Namespace) -> tuple[TrackingSession, list]:
@@ -212,6 +235,7 @@ def main() -> None:
     masks = track(session)
     sample_j = [mean_j(masks[obj], sample.labels == obj) for obj in objects]
 
+    print("\n".join(describe_weights(args.model, args.checkpoint)))
     print(
         f"single unoccluded objects: mean J {np.mean(single):.3f} over {len(single)} "
         f"objects x {N_FRAMES} frames (target >= 0.85)"

@@ -140,6 +140,7 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -673,6 +674,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--portable-kernels",
+        action="store_true",
+        help="cap the kernels at AVX2 on x86-64, for the weights not to depend on AVX-512",
+    )
     parser.add_argument("--out", type=Path, default=MINI_DIR / f"{CONFIG_NAME}.pt")
     parser.add_argument("--log-every", type=int, default=50)
     args = parser.parse_args(argv)
@@ -681,6 +687,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--drift-frames must be 0 or at least 2")
     if args.correction_weight < 0:
         parser.error("--correction-weight must not be negative")
+    if args.portable_kernels and portable_kernel_settings(os.environ, platform.machine()):
+        parser.error("--portable-kernels takes effect only where the script runs as a command")
     return args
 
 
@@ -778,6 +786,25 @@ def _cpu_name() -> str:
 
 # Settings that make torch's, oneDNN's and MKL's kernels other than the CPU would pick.
 KERNEL_CHOICE = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR")
+# Each capped at AVX2, which x86-64 CPUs of the last decade all have, so that a CPU with
+# AVX-512 runs the same code, summing floats in the same order, as one without.
+PORTABLE_KERNELS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+}
+
+
+def portable_kernel_settings(environ: Mapping[str, str], machine: str) -> dict[str, str]:
+    """What to add to ``environ`` for the kernels to be capped at AVX2 on an x86-64
+    machine (nothing on others); a choice already made there, under either of oneDNN's
+    names, is left as it is."""
+    if machine.lower() not in ("x86_64", "amd64"):
+        return {}
+    made = set(environ).intersection(KERNEL_CHOICE)
+    if "DNNL_MAX_CPU_ISA" in made:
+        made.add("ONEDNN_MAX_CPU_ISA")
+    return {name: value for name, value in PORTABLE_KERNELS.items() if name not in made}
 
 
 def provenance(args: argparse.Namespace, argv: list[str]) -> dict[str, object]:
@@ -816,4 +843,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    settings = portable_kernel_settings(os.environ, platform.machine())
+    if "--portable-kernels" in sys.argv[1:] and settings:
+        # Each library reads its setting once, when it first computes (torch may have by
+        # now, importing sam2), so only a fresh process is sure to run with them.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **settings})
     main()
