@@ -81,10 +81,12 @@ floats are summed in another order and the weights part at once: torch's own ker
 oneDNN's and MKL's each pick their code by the CPU's instructions, and here a run under
 any one of ``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2`` or ``MKL_CBWR=AVX2``
 parts from the default AVX-512 one at its first step (with all three, runs repeat, no
-slower). Each checkpoint records what decides this under ``made_by`` (the CPU, the
-instructions torch picked, those settings, threads, versions), with the command that
-made it and the SHA-256 of the weights it started from, and each log line ends in a
-digest of the weights, so two runs' logs show the step where they part.
+slower). ``--portable-kernels`` sets all three on x86-64, for a run not to depend on
+whether the CPU has AVX-512 (untried on a second kind of CPU). Each checkpoint records
+what decides this under ``made_by`` (the CPU, the instructions torch picked, those
+settings, threads, versions), with the command that made it and the SHA-256 of the
+weights it started from, and each log line ends in a digest of the weights, so two
+runs' logs show the step where they part.
 
 The shipped checkpoint comes from four runs on 2 CPU cores (no GPU), about 57 minutes in
 all. Single frames first, as SAM 2 trains on images, to learn what a click means (about
@@ -123,8 +125,9 @@ with that day's code as with today's (the whole first run gives the same weights
 both), they end in other weights, and every second run here tracks clearly worse behind
 occluders than the shipped second run's weights (mean J at 128 pixels 0.76 and, with
 its seed 2, 0.74; with the three kernel choices capped at AVX2 in both runs, 0.70;
-against 0.83); from the first of those the last two make a model at 0.79 against 0.88,
-whose corrective click gains +0.09 against +0.16.
+against 0.83). From the first of those the last two make a model at 0.79 against 0.88,
+whose corrective click gains +0.09 against +0.16; with all four runs capped (53 minutes),
+0.77 and +0.05. The synthetic videos are the same with numpy 2.3 and 2.4.
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
