@@ -302,6 +302,9 @@ def test_the_script_runs_with_the_kernels_capped(trainer, tmp_path, monkeypatch,
     with pytest.raises(SystemExit):
         trainer.parse_args(options)
     assert "only where the script runs as a command" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # what the script would not see before parsing
+        trainer.parse_args(["--portable"])
+    assert "unrecognized arguments: --portable" in capsys.readouterr().err
     subprocess.run(
         [sys.executable, str(SCRIPT), *options, "--out", str(out)],
         env=environment, check=True, capture_output=True, timeout=300,

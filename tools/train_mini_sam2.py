@@ -602,7 +602,8 @@ def drift_correction_step(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # No abbreviations: the script looks for --portable-kernels whole before it parses.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=2800)
     parser.add_argument("--batch", type=int, default=4, help="clips per step")
     parser.add_argument("--targets", type=int, default=1, help="objects tracked per clip")
