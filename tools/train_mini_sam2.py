@@ -70,6 +70,11 @@ gain is +0.08, +0.17 and +0.11 (where it was +0.03 and +0.14 on the two sets tri
 without the weight), for 0.002 at most behind occluders: the weight raises the gain
 with both seeds, and the gain spreads as much between training seeds as between sets
 of videos.
+``--p-correct`` is the share of clips with a corrective click on a later frame; the
+recipe's third run keeps half. With every clip corrected there, the click's gain (on
+the default held-out videos) went from +0.09 to +0.18 from one rerun's second-run
+weights, but from +0.16 to +0.09 from the shipped ones and from +0.05 to +0.02 from a
+capped rerun's, so it depends on the weights the run starts from more than on this.
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
