@@ -23,14 +23,21 @@ HEIGHT, WIDTH = 120, 160
 # What users should get on a single object (tools/eval_mini_sam2.py targets 0.85 over 24
 # frames): 12 frames, less a margin for a 1-pixel boundary error on these small shapes.
 MEAN_IOU_TRACKED = 0.75
-# A video where the mask of object 2 leaves it late in the clip (frame 19, as the weights
-# go) and does not come back by itself.
-CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 437, 24, 2
-# One of the evaluation's videos with occlusions: the mask of object 2 takes in the shape
-# beside it on frame 7, long before the end of the clip SAM 2 tracked to.
-TRIM_SEED, TRIM_OBJECT = 215, 2
-# Another: the mask of object 2 is lost on frame 18, where one positive click fixes it.
-CARRY_SEED, CARRY_OBJECT = 320, 2
+# Videos for the preview and single-object tests: a spread of shapes, sizes and textures
+# rather than one video, as the issue's targets are shares (tools/eval_mini_sam2.py
+# measures the same on more).
+PREVIEW_SEEDS = range(31, 51)
+SINGLE_SEEDS = range(41, 47)
+# Videos beyond the evaluation's (seeds 200 to 343), chosen for what each test needs:
+# here the mask of object 3, tracked alone, leaves it on frame 9 and does not come back
+# by itself.
+CORRECTION_SEED, CORRECTION_FRAMES, CORRECTION_OBJECT = 404, 24, 3
+# All four objects tracked: the mask of object 3 takes in the shape beside it on frame 8,
+# long before the end of the clip SAM 2 tracked to.
+TRIM_SEED, TRIM_OBJECT, TRIM_FRAME = 422, 3, 8
+# All four tracked: the mask of object 4 goes wrong on frame 7, where one negative click
+# fixes it.
+CARRY_SEED, CARRY_OBJECT, CARRY_FRAME = 435, 4, 7
 
 
 @pytest.fixture(scope="module")
@@ -65,41 +72,48 @@ def test_bundled_model_needs_no_download(tmp_path, monkeypatch):
     assert not (tmp_path / "empty-cache").exists()
 
 
-def test_preview_covers_the_clicked_shape(mini):
-    video = make_synthetic_video(1, HEIGHT, WIDTH, n_objects=4, seed=31)
-    session = TrackingSession(video.frames, mini)
-    checked = 0
-    for obj in range(1, video.n_objects + 1):
-        visible = video.labels[0] == obj
-        if not np.array_equal(visible, video.full_masks[obj - 1, 0]):
-            continue  # partly hidden: the click is ambiguous about what it means
-        preview = session.set_prompt(0, obj, points=[deepest_point(visible)], labels=[1])
-        assert iou(preview.mask, visible) >= 0.8, video.names[obj - 1]
-        checked += 1
-    assert checked >= 2
+def test_previews_cover_the_clicked_shapes(mini):
+    scores = []
+    for seed in PREVIEW_SEEDS:
+        video = make_synthetic_video(1, HEIGHT, WIDTH, n_objects=4, seed=seed)
+        session = TrackingSession(video.frames, mini)
+        for obj in range(1, video.n_objects + 1):
+            visible = video.labels[0] == obj
+            if not np.array_equal(visible, video.full_masks[obj - 1, 0]):
+                continue  # partly hidden: the click is ambiguous about what it means
+            preview = session.set_prompt(0, obj, points=[deepest_point(visible)], labels=[1])
+            scores.append(iou(preview.mask, visible))
+    assert len(scores) >= 50
+    assert np.mean(np.array(scores) >= 0.8) >= 0.9, sorted(scores)[:10]
 
 
-def test_propagation_follows_the_object(mini):
-    video = make_synthetic_video(12, HEIGHT, WIDTH, n_objects=1, seed=41)
-    session = TrackingSession(video.frames, mini)
-    session.set_prompt(0, 1, points=[deepest_point(video.labels[0] == 1)], labels=[1])
-    run(session)
-    masks = tracked_masks(session, 1)
-    scores = [iou(masks[t], video.labels[t] == 1) for t in range(12)]
-    assert np.mean(scores) >= MEAN_IOU_TRACKED, scores
+@pytest.fixture(scope="module")
+def single_objects_tracked(mini):
+    """Each video of SINGLE_SEEDS, its object clicked on frame 0 and tracked for 12 frames:
+    (seed, video, session)."""
+    tracked = []
+    for seed in SINGLE_SEEDS:
+        video = make_synthetic_video(12, HEIGHT, WIDTH, n_objects=1, seed=seed)
+        session = TrackingSession(video.frames, mini)
+        session.set_prompt(0, 1, points=[deepest_point(video.labels[0] == 1)], labels=[1])
+        run(session)
+        tracked.append((seed, video, session))
+    return tracked
 
 
-def test_boxes_match_the_ground_truth(mini):
-    video = make_synthetic_video(12, HEIGHT, WIDTH, n_objects=2, seed=43)
-    session = TrackingSession(video.frames, mini)
-    for obj in (1, 2):
-        session.set_prompt(0, obj, points=[deepest_point(video.labels[0] == obj)], labels=[1])
-    run(session)
+def test_propagation_follows_the_object(single_objects_tracked):
+    for seed, video, session in single_objects_tracked:
+        masks = tracked_masks(session, 1)
+        scores = [iou(masks[t], video.labels[t] == 1) for t in range(12)]
+        assert np.mean(scores) >= MEAN_IOU_TRACKED, (seed, scores)
+
+
+def test_boxes_match_the_ground_truth(single_objects_tracked):
     close = []
-    for t in range(12):
-        for obj in (1, 2):
-            truth = mask_to_box(video.labels[t] == obj)
-            entry = session.results.get(t, obj)
+    for _, video, session in single_objects_tracked:
+        for t in range(12):
+            truth = mask_to_box(video.labels[t] == 1)
+            entry = session.results.get(t, 1)
             if truth is None or entry is None or entry.box is None:
                 close.append(truth is None and (entry is None or entry.box is None))
                 continue
@@ -141,7 +155,7 @@ def test_a_negative_click_far_behind_the_tracking_trims_the_mask(mini):
     gt = video.labels == TRIM_OBJECT
     before = tracked_masks(session, TRIM_OBJECT)
     frame = next(t for t in range(1, 23) if iou(before[t], gt[t]) < 0.5)
-    assert frame == 7 and frame < session.n_frames - session.memory_window
+    assert frame == TRIM_FRAME and frame < session.n_frames - session.memory_window
     point, label = correction_click(gt[frame], before[frame])
     assert label == 0
 
@@ -170,7 +184,7 @@ def test_a_fix_carries_on_past_the_drifted_frames_behind_it(mini):
         before = tracked_masks(session, CARRY_OBJECT)
         frame = next(t for t in range(1, 23) if iou(before[t], gt[t]) < 0.5)
         point, label = correction_click(gt[frame], before[frame])
-        assert (frame, label) == (18, 1)
+        assert (frame, label) == (CARRY_FRAME, 0)
         session.set_prompt(frame, CARRY_OBJECT, points=[point], labels=[label])
         run(session)
         after = tracked_masks(session, CARRY_OBJECT)
