@@ -24,8 +24,8 @@ HEIGHT, WIDTH = 120, 160
 # frames): 12 frames, less a margin for a 1-pixel boundary error on these small shapes.
 MEAN_IOU_TRACKED = 0.75
 # Videos for the preview and single-object tests: a spread of shapes, sizes and textures
-# rather than one video, as the targets are shares (tools/eval_mini_sam2.py
-# measures the same on more).
+# rather than one video, as what the model must do is cover most shapes, not every one
+# (tools/eval_mini_sam2.py measures the same on many more).
 PREVIEW_SEEDS = range(31, 51)
 SINGLE_SEEDS = range(41, 47)
 # Videos beyond the evaluation's (seeds 200 to 343), chosen for what each test needs:

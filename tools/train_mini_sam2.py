@@ -137,6 +137,9 @@ checkpoints recorded how, on another machine or with other library versions. The
 two runs made of it a model at 0.88 behind occluders whose corrective click gains +0.16,
 against 0.77 and +0.05 for the shipped one, which is a little weaker on single objects
 (0.92 against 0.97, both above the 0.85 target) and on the sample (0.91 against 0.94).
+The shipped one's click gains more (+0.07) where tracking past it reads the frames
+before it as well, as SAM 2 does by default (the evaluation's
+``--read-memory-behind-prompts``).
 A second run of 3,000 steps rather than 2,000 (50 minutes in all) reaches 0.76 at 128
 pixels, and the last two runs make of it a model at 0.79 behind occluders whose click
 gains +0.04: more clip steps lift tracking, not the click. The synthetic videos are the
