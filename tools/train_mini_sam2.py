@@ -139,15 +139,15 @@ and 3, and 0.74 to 0.76 uncapped. The weights shipped before these (in the repos
 history) came from a second run at 0.83 that no run here has come near, made before
 checkpoints recorded how, on another machine or with other library versions. The last
 two runs made of it a model at 0.88 behind occluders whose corrective click gains +0.16,
-against 0.77 and +0.05 for the shipped one, which is a little weaker on single objects
-(0.92 against 0.97, both above the 0.85 target) and on the sample (0.91 against 0.94).
-The shipped one's click gains more (+0.07) where tracking past it reads the frames
-before it as well, as SAM 2 does by default (the evaluation's
-``--read-memory-behind-prompts``).
-A second run of 3,000 steps rather than 2,000 (50 minutes in all) reaches 0.76 at 128
-pixels, and the last two runs make of it a model at 0.79 behind occluders whose click
-gains +0.04: more clip steps lift tracking, not the click. The synthetic videos are the
-same with numpy 2.3 and 2.4.
+and of the uncapped 0.76 one a model at 0.79 whose click gains +0.09; of the capped one
+they make the shipped model, at 0.77 and +0.05, a little weaker too on single objects
+(0.92 against the old 0.97, both above the 0.85 target) and on the sample (0.91 against
+0.94). Its click gains more (+0.07) where tracking past it reads the frames before it as
+well, as SAM 2 does by default (the evaluation's ``--read-memory-behind-prompts``). A
+capped second run of 3,000 steps rather than 2,000 (50 minutes in all) reaches 0.76 at
+128 pixels, and the last two runs make of it a model at 0.79 behind occluders whose
+click gains +0.04: more clip steps lift tracking, not the click. The synthetic videos
+are the same with numpy 2.3 and 2.4.
 
 ``python tools/eval_mini_sam2.py`` measures it.
 """
