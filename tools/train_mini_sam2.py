@@ -66,19 +66,20 @@ In a six-frame clip with one correction, the correction is one loss in seven, an
 model trained so learns to track well and to heed a click against the previous mask's
 logits poorly: a lone negative click in the middle of a neighbour that the mask took in
 often left the mask as it was. The recipe's last two stages weigh corrections three
-times. With the shipped weights' seeds, on three sets of held-out videos, the frames
-after a corrective click come out 0.03 to 0.06 higher in mean J (over the objects each
-model loses), the click's gain is +0.14 to +0.16 where it was +0.08 to +0.11, and objects
-behind occluders lose 0.01 to 0.015 before any correction. With stage 3's seed 3 the
-gain is +0.08, +0.17 and +0.11 (where it was +0.03 and +0.14 on the two sets tried
-without the weight), for 0.002 at most behind occluders: the weight raises the gain
-with both seeds, and the gain spreads as much between training seeds as between sets
-of videos.
+times. With the seeds of the weights shipped before (below), on three sets of held-out
+videos, the frames after a corrective click come out 0.03 to 0.06 higher in mean J (over
+the objects each model loses), the click's gain is +0.14 to +0.16 where it was +0.08 to
++0.11, and objects behind occluders lose 0.01 to 0.015 before any correction. With stage
+3's seed 3 the gain is +0.08, +0.17 and +0.11 (where it was +0.03 and +0.14 on the two
+sets tried without the weight), for 0.002 at most behind occluders: the weight raises
+the gain with both seeds, and the gain spreads as much between training seeds as between
+sets of videos.
 ``--p-correct`` is the share of clips with a corrective click on a later frame; the
 recipe's third run keeps half. With every clip corrected there, the click's gain (on
 the default held-out videos) went from +0.09 to +0.18 from one rerun's second-run
-weights, but from +0.16 to +0.09 from the shipped ones and from +0.05 to +0.02 from a
-capped rerun's, so it depends on the weights the run starts from more than on this.
+weights, but from +0.16 to +0.09 from those shipped before and from +0.05 to +0.02 from
+the capped second run's (the shipped model's), so it depends on the weights the run
+starts from more than on this.
 ``--image-size`` trains at another frame size than the config's: the weights fit every
 size (only the image and memory grids change), so a stage can go on at a larger size
 from weights trained at a smaller, cheaper one.
