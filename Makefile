@@ -29,6 +29,7 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check src tests tools benchmarks
+	$(PY) -m ruff format --check src tests tools benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -33,12 +33,30 @@ def make_video(path: Path, frames: int, size: str = "640x360") -> Path:
     if not path.exists():
         tmp = path.with_suffix(".part.mp4")
         subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-frames:v", str(frames),
-             "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
-             str(tmp)],
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={size}:rate=30",
+                "-frames:v",
+                str(frames),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                str(tmp),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         tmp.rename(path)
     return path
 
@@ -104,8 +122,10 @@ def measure_memory(n_frames: int, image_size: int, device: str, workdir: Path) -
     video = make_video(workdir / f"long_{n_frames}.mp4", n_frames)
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_PROBE, str(video), str(image_size), device],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -120,13 +140,17 @@ def main() -> None:
 
     speed = measure_speed(args.image_size, args.device, args.speed_frames, args.workdir)
     overhead = speed["engine"] / speed["raw"] - 1
-    print(f"speed: image size {args.image_size}, device {args.device}, "
-          f"median of {speed['frames'] - WARMUP_FRAMES} warm frames")  # fmt: skip
+    print(
+        f"speed: image size {args.image_size}, device {args.device}, "
+        f"median of {speed['frames'] - WARMUP_FRAMES} warm frames"
+    )
     print(f"  raw SAM2VideoPredictor   {speed['raw'] * 1000:8.1f} ms/frame")
     print(f"  TrackingSession          {speed['engine'] * 1000:8.1f} ms/frame")
     verdict = "met" if overhead <= 0.05 else "NOT met"
-    print(f"  engine / raw             {speed['engine'] / speed['raw']:8.3f}  "
-          f"(overhead {overhead:+.1%}; target <= +5%: {verdict})")  # fmt: skip
+    print(
+        f"  engine / raw             {speed['engine'] / speed['raw']:8.3f}  "
+        f"(overhead {overhead:+.1%}; target <= +5%: {verdict})"
+    )
 
     print(f"memory: one object, image size {args.image_size}, device {args.device}")
     print(f"  {'frames':>7} {'peak RSS (MB)':>14} {'SAM 2 frames held':>18}")

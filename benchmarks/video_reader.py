@@ -28,12 +28,30 @@ def make_test_video(path: Path, size: str, frames: int, gop: int = 60) -> Path:
     print(f"generating {path.name} ({frames} frames, {size}); done once", file=sys.stderr)
     tmp = path.with_suffix(".part.mp4")
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-frames:v", str(frames),
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p",
-         str(tmp)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=30",
+            "-frames:v",
+            str(frames),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            str(gop),
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     tmp.rename(path)
     return path
 

@@ -52,9 +52,14 @@ def write_video(
     """Encode frames with the ffmpeg that imageio-ffmpeg ships."""
     height, width = frames.shape[1:3]
     writer = imageio_ffmpeg.write_frames(
-        str(path), (width, height), fps=fps, codec=codec, macro_block_size=1,
-        output_params=output_params or [], ffmpeg_log_level="error",
-    )  # fmt: skip
+        str(path),
+        (width, height),
+        fps=fps,
+        codec=codec,
+        macro_block_size=1,
+        output_params=output_params or [],
+        ffmpeg_log_level="error",
+    )
     writer.send(None)
     for frame in frames:
         writer.send(np.ascontiguousarray(frame))
@@ -65,8 +70,9 @@ def write_video(
 def run_ffmpeg(*args: str) -> None:
     subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
-        check=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def sequential_decode(path: Path) -> np.ndarray:

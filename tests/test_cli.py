@@ -19,13 +19,28 @@ N_FRAMES = 12
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "napari_sam2_track.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def track(video, prompts, out, checkpoint, *extra):
-    return cli("track", video, "--prompts", prompts, "--out", out, "--checkpoint", checkpoint,
-               "--image-size", 128, "--device", "cpu", *extra)  # fmt: skip
+    return cli(
+        "track",
+        video,
+        "--prompts",
+        prompts,
+        "--out",
+        out,
+        "--checkpoint",
+        checkpoint,
+        "--image-size",
+        128,
+        "--device",
+        "cpu",
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +55,9 @@ def write_csv(path, rows, header="frame,obj_id,x,y,label"):
 
 
 def test_track_writes_masks_for_exactly_the_frames_asked(tmp_path, bedroom, random_checkpoint):
-    prompts = write_csv(tmp_path / "p.csv", [(0, 1, 480, 270, 1), (0, 1, 50, 50, 0),
-                                             (0, 2, 800, 100, 1)])  # fmt: skip
+    prompts = write_csv(
+        tmp_path / "p.csv", [(0, 1, 480, 270, 1), (0, 1, 50, 50, 0), (0, 2, 800, 100, 1)]
+    )
     result = track(bedroom, prompts, tmp_path / "s", random_checkpoint, "--end", 11)
     assert result.returncode == 0, result.stderr
     assert "Tracked 12 frames" in result.stderr
@@ -64,8 +80,14 @@ def test_napari_points_csv_drives_the_same_tracking(tmp_path, shapes_video, rand
     )
     data, meta, _ = layer.as_layer_data_tuple()
     napari_write_points(str(tmp_path / "napari.csv"), data, meta)  # File > Save Layers
-    result = track(shapes_video, tmp_path / "napari.csv", tmp_path / "s", random_checkpoint,
-                   "--direction", "both")  # fmt: skip
+    result = track(
+        shapes_video,
+        tmp_path / "napari.csv",
+        tmp_path / "s",
+        random_checkpoint,
+        "--direction",
+        "both",
+    )
     assert result.returncode == 0, result.stderr
     session = load_session(tmp_path / "s")
     assert session.results.frames() == list(range(N_FRAMES))
@@ -158,6 +180,15 @@ def test_download_offline_names_the_url_and_where_to_put_the_file(tmp_path, monk
 
 def test_help_explains_every_track_option():
     result = cli("track", "--help")
-    for option in ("--prompts", "--out", "--model", "--checkpoint", "--device",
-                   "--image-size", "--direction", "--start", "--end"):  # fmt: skip
+    for option in (
+        "--prompts",
+        "--out",
+        "--model",
+        "--checkpoint",
+        "--device",
+        "--image-size",
+        "--direction",
+        "--start",
+        "--end",
+    ):
         assert option in result.stdout

@@ -286,9 +286,13 @@ def test_first_frames_of_a_real_video_track_lazily(model, bedroom):
 
 @pytest.mark.parametrize(
     ("direction", "start", "end", "total"),
-    [("forward", None, None, 7), ("backward", None, None, 4), ("both", None, None, 10),
-     ("both", 2, 5, 4)],
-)  # fmt: skip
+    [
+        ("forward", None, None, 7),
+        ("backward", None, None, 4),
+        ("both", None, None, 10),
+        ("both", 2, 5, 4),
+    ],
+)
 def test_a_propagation_knows_how_many_frames_it_will_yield(session, direction, start, end, total):
     session.set_prompt(3, 1, points=[(80, 60)], labels=[1])
     run = session.propagate(direction, start, end)

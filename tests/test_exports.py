@@ -67,8 +67,11 @@ def build_annotation(video: VideoRef) -> Annotation:
     for obj_id, frames in TRACKED_ABSENT.items():
         for frame in frames:
             results.set(frame, obj_id, np.zeros((H, W), bool), 0.01)
-    objects = {1: ObjectInfo(1, "left cup", "cup"), 2: ObjectInfo(2, "hand", "person"),
-               5: ObjectInfo(5, "right cup", "cup")}  # fmt: skip
+    objects = {
+        1: ObjectInfo(1, "left cup", "cup"),
+        2: ObjectInfo(2, "hand", "person"),
+        5: ObjectInfo(5, "right cup", "cup"),
+    }
     return Annotation(video, PromptSet(), results, objects)
 
 
@@ -183,9 +186,14 @@ def test_mot_scores_perfectly_in_motmetrics_against_the_store(tmp_path, annotati
     info = configparser.ConfigParser()
     info.read(out / "seqinfo.ini")
     assert dict(info["Sequence"]) == {
-        "name": "out", "imdir": "img1", "framerate": "25", "seqlength": str(N),
-        "imwidth": str(W), "imheight": str(H), "imext": ".jpg",
-    }  # fmt: skip
+        "name": "out",
+        "imdir": "img1",
+        "framerate": "25",
+        "seqlength": str(N),
+        "imwidth": str(W),
+        "imheight": str(H),
+        "imext": ".jpg",
+    }
 
 
 def test_mot_renumbers_object_ids_below_one(tmp_path):
@@ -226,8 +234,10 @@ def test_davis_pngs_score_perfect_j_and_f_in_vos_benchmark(tmp_path, annotation)
     assert png.mode == "P" and png.getpalette()[3:9] == [128, 0, 0, 0, 128, 0]
     scores = subprocess.run(
         [sys.executable, "-c", VOS_BENCHMARK, gt.parent, predicted.parent],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert json.loads(scores) == [100.0, 100.0, 100.0]  # J&F, J, F in percent
 
     for obj_id in VISIBLE:
@@ -302,8 +312,7 @@ def test_yolo_segment_polygons_rasterise_back_to_the_masks(tmp_path, annotation)
 
 
 def test_frame_images_are_written_only_when_asked(tmp_path, annotation, frames):
-    out = run_export(tmp_path, annotation, "yolo_segment", write_images=True,
-                     frames_source=frames)  # fmt: skip
+    out = run_export(tmp_path, annotation, "yolo_segment", write_images=True, frames_source=frames)
     jpegs = sorted((out / "images").iterdir())
     assert [p.name for p in jpegs] == [f"{f:06d}.jpg" for f in range(N)]
     decoded = np.asarray(Image.open(jpegs[3]), dtype=float)
@@ -337,9 +346,11 @@ def test_boxes_csv_has_exclusive_corners_names_and_classes(tmp_path, annotation)
         assert [int(row[k]) for k in ("x0", "y0", "x1", "y1")] == [x, y, x + w, y + h]
         assert float(row["score"]) == pytest.approx(entry.score, abs=5e-5)
     assert {(r["obj_id"], r["name"], r["class"]) for r in rows} == {
-        ("1", "left cup", "cup"), ("2", "hand", "person"), ("3", "object 3", "object"),
+        ("1", "left cup", "cup"),
+        ("2", "hand", "person"),
+        ("3", "object 3", "object"),
         ("5", "right cup", "cup"),
-    }  # fmt: skip
+    }
 
 
 # ------------------------------------------------------------------ all-or-nothing output
@@ -423,8 +434,10 @@ def test_outputs_that_would_clobber_something_else_are_refused(tmp_path, annotat
 def run_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "napari_sam2_track.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -443,8 +456,9 @@ def test_cli_export_writes_what_the_python_call_writes(tmp_path, session, annota
 
 
 def test_cli_writes_images_from_the_session_video(tmp_path, session):
-    result = run_cli("export", session, "--format", "yolo_detect", "--out", tmp_path / "y",
-                     "--images")  # fmt: skip
+    result = run_cli(
+        "export", session, "--format", "yolo_detect", "--out", tmp_path / "y", "--images"
+    )
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "y" / "images").glob("*.jpg"))) == N
 
@@ -460,12 +474,14 @@ def test_cli_refuses_a_folder_that_is_not_a_session_in_one_line(tmp_path):
     ("args", "message"),
     [
         (["{session}", "--format", "voc", "--out", "{new}"], "There is no export format 'voc'"),
-        (["{session}", "--format", "coco", "--images", "--out", "{new}"],
-         "The coco format does not carry frame images"),
+        (
+            ["{session}", "--format", "coco", "--images", "--out", "{new}"],
+            "The coco format does not carry frame images",
+        ),
         (["{session}", "--format", "davis", "--out", "{file}"], "is an existing file, but"),
         (["{file}", "--format", "coco", "--out", "{new}"], "is not a session folder"),
     ],
-)  # fmt: skip
+)
 def test_cli_bad_inputs_give_one_sentence_and_exit_1(tmp_path, session, capsys, args, message):
     (tmp_path / "file").write_text("")
     paths = {"session": session, "file": tmp_path / "file", "new": tmp_path / "new"}
@@ -505,10 +521,19 @@ def test_shapes_writer_writes_the_same_csv_as_the_export(tmp_path, annotation):
         entry, info = annotation.results.get(frame, obj_id), annotation.object_info(obj_id)
         x, y, w, h = entry.box
         top, left, bottom, right = y - 0.5, x - 0.5, y + h - 0.5, x + w - 0.5  # napari's pixels
-        rectangles.append([[frame, top, left], [frame, top, right], [frame, bottom, right],
-                           [frame, bottom, left]])  # fmt: skip
-        for key, value in zip(features, (obj_id, frame, info.name, info.category or "object",
-                                         entry.score), strict=True):  # fmt: skip
+        rectangles.append(
+            [
+                [frame, top, left],
+                [frame, top, right],
+                [frame, bottom, right],
+                [frame, bottom, left],
+            ]
+        )
+        for key, value in zip(
+            features,
+            (obj_id, frame, info.name, info.category or "object", entry.score),
+            strict=True,
+        ):
             features[key].append(value)
     layer = napari.layers.Shapes(rectangles, shape_type="rectangle", features=features)
     data, meta, _ = layer.as_layer_data_tuple()

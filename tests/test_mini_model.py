@@ -122,8 +122,9 @@ def test_boxes_match_the_ground_truth(single_objects_tracked):
 
 
 def test_correction_improves_later_frames(mini):
-    video = make_synthetic_video(CORRECTION_FRAMES, HEIGHT, WIDTH, n_objects=4,
-                                 seed=CORRECTION_SEED)  # fmt: skip
+    video = make_synthetic_video(
+        CORRECTION_FRAMES, HEIGHT, WIDTH, n_objects=4, seed=CORRECTION_SEED
+    )
     obj = CORRECTION_OBJECT
     gt = video.labels == obj
     session = TrackingSession(video.frames, mini)
@@ -178,8 +179,7 @@ def test_a_fix_carries_on_past_the_drifted_frames_behind_it(mini):
     for supersede in (False, True):
         session = TrackingSession(video.frames, mini, prompts_supersede_memory=supersede)
         for obj in range(1, video.n_objects + 1):
-            session.set_prompt(0, obj, points=[deepest_point(video.labels[0] == obj)],
-                               labels=[1])  # fmt: skip
+            session.set_prompt(0, obj, points=[deepest_point(video.labels[0] == obj)], labels=[1])
         run(session)
         before = tracked_masks(session, CARRY_OBJECT)
         frame = next(t for t in range(1, 23) if iou(before[t], gt[t]) < 0.5)

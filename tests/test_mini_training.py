@@ -94,8 +94,9 @@ def test_a_corrected_frame_weighs_in_the_loss_as_the_option_says(trainer, monkey
     frame's in the step's loss."""
     corrections = []
     original = trainer.Batch.correct
-    monkeypatch.setattr(trainer.Batch, "correct",
-                        lambda *a, **k: corrections.append(1) or original(*a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        trainer.Batch, "correct", lambda *a, **k: corrections.append(1) or original(*a, **k)
+    )
     # Every frame's own loss 1: the step's loss is then the corrections' weighted share.
     monkeypatch.setattr(trainer, "frame_loss", lambda multi, *_: (multi.sum() * 0 + 1, 1.0))
     torch.manual_seed(0)
@@ -109,8 +110,9 @@ def test_a_corrected_frame_weighs_in_the_loss_as_the_option_says(trainer, monkey
 
 
 @pytest.mark.parametrize("instead", [False, True])
-def test_a_correction_can_be_of_a_mask_that_drifted_onto_a_neighbour(trainer, monkeypatch,
-                                                                    instead):  # fmt: skip
+def test_a_correction_can_be_of_a_mask_that_drifted_onto_a_neighbour(
+    trainer, monkeypatch, instead
+):
     """With --p-merged some corrections are fed a mask that took in the nearest other
     object of the clip (or went over to it), and click on that mask's error."""
     torch.manual_seed(0)
@@ -138,8 +140,9 @@ def test_a_correction_can_be_of_a_mask_that_drifted_onto_a_neighbour(trainer, mo
         batch.correct(out, clicks, 0, True, rng, {0: (nearest, instead)})
     # Fed clamped to SAM 2's +-32, as its predictor feeds previous logits.
     prev, logits = fed[0], out["pred_masks"].clamp(-32, 32)
-    grid = torch.nn.functional.interpolate(batch.targets[:, 0, None], size=prev.shape[-2:],
-                                           mode="area")[:, 0]  # fmt: skip
+    grid = torch.nn.functional.interpolate(
+        batch.targets[:, 0, None], size=prev.shape[-2:], mode="area"
+    )[:, 0]
     inside_other, inside_own = grid[nearest] == 1, (grid[0] == 1) & (grid[nearest] == 0)
     assert bool((prev[0][0][inside_other] >= 10).all())
     expected_own = torch.full_like(logits[0, 0], -10.0) if instead else logits[0, 0]
@@ -163,8 +166,7 @@ def test_frames_after_a_fix_read_the_memory_the_engine_gives_them(
 
     def spy(model, t, is_init, feats, pos, sizes, points, prev, output_dict, n_frames):
         held.append((t, points is not None, sorted(output_dict["non_cond_frame_outputs"])))
-        return original(model, t, is_init, feats, pos, sizes, points, prev, output_dict,
-                        n_frames)  # fmt: skip
+        return original(model, t, is_init, feats, pos, sizes, points, prev, output_dict, n_frames)
 
     monkeypatch.setattr(trainer, "_step", spy)
     torch.manual_seed(0)
@@ -293,8 +295,17 @@ def test_the_script_runs_with_the_kernels_capped(trainer, tmp_path, monkeypatch,
     if not trainer.portable_kernel_settings({}, platform.machine()):
         pytest.skip("kernels are capped on x86-64 only")
     out = tmp_path / "capped.pt"
-    options = ["--image-size", "128", "--steps", "1", "--batch", "1", "--frames", "1",
-               "--portable-kernels"]  # fmt: skip
+    options = [
+        "--image-size",
+        "128",
+        "--steps",
+        "1",
+        "--batch",
+        "1",
+        "--frames",
+        "1",
+        "--portable-kernels",
+    ]
     for name in trainer.KERNEL_CHOICE:  # for the script as for the process it starts
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit):
@@ -305,13 +316,16 @@ def test_the_script_runs_with_the_kernels_capped(trainer, tmp_path, monkeypatch,
     assert "unrecognized arguments: --portable" in capsys.readouterr().err
     subprocess.run(
         [sys.executable, str(SCRIPT), *options, "--out", str(out)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     made_by = torch.load(out, weights_only=True)["made_by"]
     assert made_by["cpu_capability"] == "AVX2"
     assert made_by["environment"] == trainer.PORTABLE_KERNELS
-    assert made_by["command"] == shlex.join(["python", "tools/train_mini_sam2.py", *options,
-                                             "--out", str(out)])  # fmt: skip
+    assert made_by["command"] == shlex.join(
+        ["python", "tools/train_mini_sam2.py", *options, "--out", str(out)]
+    )
 
 
 def test_the_log_fingerprints_the_weights(trainer, capsys):

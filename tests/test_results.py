@@ -106,14 +106,21 @@ def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
     some, some_features = box_layer_data(results, names, {4, 3, 9})
 
     def rows(rectangles, features):
-        return [(f, o, n, corners_to_box(r)) for r, f, o, n in zip(rectangles, features["frame"],
-                features["obj_id"], features["name"], strict=True)]  # fmt: skip
+        return [
+            (f, o, n, corners_to_box(r))
+            for r, f, o, n in zip(
+                rectangles, features["frame"], features["obj_id"], features["name"], strict=True
+            )
+        ]
 
     everything = rows(every, every_features)
     assert len(everything) == 11
     assert rows(some, some_features) == [row for row in everything if row[0] in (3, 4)]
-    assert [row[:3] for row in rows(some, some_features)] == [(3, 1, "cup"), (4, 1, "cup"),
-                                                               (4, 2, "lid")]  # fmt: skip
+    assert [row[:3] for row in rows(some, some_features)] == [
+        (3, 1, "cup"),
+        (4, 1, "cup"),
+        (4, 2, "lid"),
+    ]
 
 
 def test_label_volume_takes_a_one_frame_block_and_hands_out_copies():

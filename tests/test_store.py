@@ -86,8 +86,11 @@ class _FailAt:
 
     def __init__(self, monkeypatch, n):
         self.n, self.calls = n, 0
-        for name, real in (("_write", store._write), ("rename", os.rename),
-                           ("replace", os.replace)):  # fmt: skip
+        for name, real in (
+            ("_write", store._write),
+            ("rename", os.rename),
+            ("replace", os.replace),
+        ):
             target = store if name == "_write" else store.os
             monkeypatch.setattr(target, name, self._wrap(real))
 

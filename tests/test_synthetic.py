@@ -36,21 +36,27 @@ def test_default_video_has_moving_objects_that_occlude_each_other():
 
 
 def test_objects_can_leave_come_back_and_deform():
-    video = make_synthetic_video(n_frames=60, height=96, width=128, n_objects=4, seed=5,
-                                 deform=0.25, leave=True)  # fmt: skip
+    video = make_synthetic_video(
+        n_frames=60, height=96, width=128, n_objects=4, seed=5, deform=0.25, leave=True
+    )
     area = video.full_masks.sum(axis=(2, 3))  # (objects, frames)
     gone_and_back = [
-        obj for obj in range(video.n_objects)
-        if any(area[obj, t] == 0 and area[obj, :t].any() and area[obj, t:].any()
-               for t in range(60))
-    ]  # fmt: skip
+        obj
+        for obj in range(video.n_objects)
+        if any(
+            area[obj, t] == 0 and area[obj, :t].any() and area[obj, t:].any() for t in range(60)
+        )
+    ]
     assert gone_and_back, "no object leaves the frame and comes back"
     # Away from the borders a rigid shape keeps its area; a deforming one does not.
     inside = video.full_masks[:, :, 0].sum(-1) + video.full_masks[:, :, -1].sum(-1) == 0
     inside &= video.full_masks[:, :, :, 0].sum(-1) + video.full_masks[:, :, :, -1].sum(-1) == 0
     inside &= area > 0
-    spread = [np.ptp(area[obj][inside[obj]]) / area[obj][inside[obj]].mean()
-              for obj in range(video.n_objects) if inside[obj].sum() > 5]  # fmt: skip
+    spread = [
+        np.ptp(area[obj][inside[obj]]) / area[obj][inside[obj]].mean()
+        for obj in range(video.n_objects)
+        if inside[obj].sum() > 5
+    ]
     assert spread and max(spread) > 0.3
     rigid = make_synthetic_video(n_frames=30, height=96, width=128, n_objects=1, seed=5)
     assert np.ptp(rigid.full_masks[0].sum(axis=(1, 2))) < 0.1 * rigid.full_masks[0, 0].sum()
@@ -65,8 +71,7 @@ def mean_colours(video) -> np.ndarray:
 
 def test_twins_look_alike_and_move_as_the_same_seed_would():
     plain = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=3, seed=8)
-    twins = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=3, seed=8,
-                                 twins=True)  # fmt: skip
+    twins = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=3, seed=8, twins=True)
     assert len({name.split()[0] for name in twins.names}) == 1
     assert len({name.split()[0] for name in plain.names}) == 3
     # Same motion: only the look changes, so a twin video is the plain one restyled.
@@ -82,8 +87,7 @@ def test_twins_look_alike_and_move_as_the_same_seed_would():
 def test_border_distance_is_the_whole_frames_distance_transform():
     """Taken on the object's bounding box alone, it must equal the transform of the whole
     frame (with beyond the edge counting as outside), and so give the same clicks."""
-    video = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=4, seed=7,
-                                 leave=True)  # fmt: skip
+    video = make_synthetic_video(n_frames=4, height=96, width=128, n_objects=4, seed=7, leave=True)
     rng = np.random.default_rng(0)
     masks = [video.labels[t] == obj for t in range(4) for obj in range(1, 5)]
     masks += [video.labels[0] == 0]  # the background: touches every edge
@@ -117,15 +121,17 @@ def test_noise_is_exactly_the_bilinear_interpolation_of_its_grid():
 
 def test_a_crowd_starts_touching_in_colours_close_to_one_another():
     plain = make_synthetic_video(n_frames=2, height=120, width=160, n_objects=4, seed=9)
-    crowd = make_synthetic_video(n_frames=2, height=120, width=160, n_objects=4, seed=9,
-                                 crowd=True)  # fmt: skip
+    crowd = make_synthetic_video(
+        n_frames=2, height=120, width=160, n_objects=4, seed=9, crowd=True
+    )
     assert crowd.names == plain.names  # the same shapes, placed and coloured otherwise
     assert np.ptp(mean_colours(crowd), axis=0).max() < 0.35 * 255
     assert np.ptp(mean_colours(plain), axis=0).max() > 0.35 * 255
     touching = []
     for seed in range(20):
-        crowd = make_synthetic_video(n_frames=1, height=120, width=160, n_objects=4,
-                                     seed=seed, crowd=True)  # fmt: skip
+        crowd = make_synthetic_video(
+            n_frames=1, height=120, width=160, n_objects=4, seed=seed, crowd=True
+        )
         near_first = ndimage.binary_dilation(crowd.full_masks[0, 0], iterations=2)
         touching += [bool((near_first & crowd.full_masks[obj, 0]).any()) for obj in (1, 2, 3)]
     # Some are pushed apart where the first object sits by the frame's border.

@@ -61,9 +61,10 @@ def test_variable_frame_rate_video_keeps_every_frame_once(tmp_path):
     frames = counting_frames(30)
     # A one-second gap after frame 10: a constant-rate decode would duplicate frames.
     path = write_video(
-        tmp_path / "vfr.mkv", frames,
+        tmp_path / "vfr.mkv",
+        frames,
         output_params=["-vf", "setpts=N/25/TB+gte(N\\,10)/TB", "-fps_mode", "vfr"],
-    )  # fmt: skip
+    )
     video = VideoFrames(path)
     assert len(video) == 30
     reference = sequential_decode(path)
@@ -80,9 +81,24 @@ def test_video_starting_late_with_audio_seeks_exactly(tmp_path):
     path = tmp_path / "late.mkv"
     # Video starts 1.3 s into the file, audio at 0: -ss must be relative to the file.
     run_ffmpeg(
-        "-f", "lavfi", "-i", "sine=duration=4", "-itsoffset", "1.3", "-i", str(plain),
-        "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-c:a", "libopus", str(path),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=4",
+        "-itsoffset",
+        "1.3",
+        "-i",
+        str(plain),
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "libopus",
+        str(path),
+    )
     video = VideoFrames(path)
     assert len(video) == 60
     reference = sequential_decode(path)

@@ -72,8 +72,7 @@ def start_with_a_click(make_napari_viewer, qtbot, checkpoint, path):
 
 
 def wait_previews(qtbot, controller):
-    qtbot.waitUntil(lambda: not controller.previewing and not controller._pending,
-                    timeout=WAIT_MS)  # fmt: skip
+    qtbot.waitUntil(lambda: not controller.previewing and not controller._pending, timeout=WAIT_MS)
 
 
 def propagate(qtbot, widget, **options):
@@ -111,8 +110,10 @@ def drawn_boxes(controller) -> dict[tuple[int, int], tuple]:
     """The boxes layer's boxes by (frame, object)."""
     boxes = controller.boxes_layer
     keys = zip(boxes.features["frame"], boxes.features["obj_id"], strict=True)
-    return {(int(f), int(o)): corners_to_box(rect)
-            for rect, (f, o) in zip(boxes.data, keys, strict=True)}  # fmt: skip
+    return {
+        (int(f), int(o)): corners_to_box(rect)
+        for rect, (f, o) in zip(boxes.data, keys, strict=True)
+    }
 
 
 @dataclass
@@ -134,8 +135,9 @@ def click(layer, position, **kwargs):
         (mouse_press_callbacks if kind == "mouse_press" else mouse_release_callbacks)(layer, event)
 
 
-def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_checkpoint,
-                                  tmp_path):  # fmt: skip
+def test_seed_workflow_end_to_end(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
+):
     viewer = make_napari_viewer()
     widget, c = start(viewer, qtbot, random_checkpoint, video_file)
     assert {PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER} <= {layer.name for layer in viewer.layers}
@@ -200,8 +202,7 @@ def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_
 
     viewer = make_napari_viewer()
     layers = viewer.open(str(tmp_path / "shapes.session"), plugin=PLUGIN)
-    assert [layer.name for layer in layers] == ["shapes", PROMPTS_LAYER, MASKS_LAYER,
-                                                BOXES_LAYER]  # fmt: skip
+    assert [layer.name for layer in layers] == ["shapes", PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER]
     assert len(layers[1].data) == 4
     widget, c = start(viewer, qtbot, random_checkpoint)
     assert c.objects == names
@@ -222,8 +223,7 @@ def test_seed_workflow_end_to_end(make_napari_viewer, qtbot, video_file, random_
 def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                      video_file)  # fmt: skip
+    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
     produced = []
 
     def on_frame(item):
@@ -298,8 +298,9 @@ def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(
 def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                           video_file)  # fmt: skip
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=4)
     labels = c.masks_layer
     viewer.dims.set_current_step(0, 2)
@@ -331,8 +332,7 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
 def test_fill_bucket_and_polygon_edits_become_the_truth(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer, _, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                      video_file)  # fmt: skip
+    viewer, _, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
     labels = c.masks_layer
     viewer.dims.set_current_step(0, 10)  # a frame SAM 2 has not reached
     labels.paint_polygon([[10, 20, 30], [10, 20, 60], [10, 40, 60], [10, 40, 30]], 1)
@@ -368,8 +368,9 @@ def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
 def test_layers_removed_by_hand_lose_nothing_and_come_back(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
-    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                           video_file)  # fmt: skip
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
     own = [layer.name for layer in viewer.layers]
     viewer.add_image(np.zeros((N_FRAMES, 8, 8)), name="another video")
 
@@ -421,8 +422,9 @@ def test_review_jumps_to_frames_without_a_mask(
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
     make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
 ):
-    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                           video_file)  # fmt: skip
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     saved = rles(c, range(4), 1)
     assert list((tmp_path / "autosave").iterdir())
@@ -456,8 +458,9 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
 ):
     from pycocotools.coco import COCO
 
-    viewer, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint,
-                                           video_file)  # fmt: skip
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     widget.export_format.value = "coco"
     widget.export_to.value = tmp_path / "coco.json"
@@ -568,15 +571,18 @@ def test_the_bundled_model_masks_the_sample_shape(make_napari_viewer, qtbot):
     masks = np.asarray(c.masks_layer.data[:SAMPLE_FRAMES]) == obj
     assert np.mean([iou(masks[t], gt[t]) for t in range(SAMPLE_FRAMES)]) >= 0.8
     boxes = c.boxes_layer
-    drawn = {int(f): corners_to_box(rect) for f, o, rect in
-             zip(boxes.features["frame"], boxes.features["obj_id"], boxes.data, strict=True)
-             if o == obj}  # fmt: skip
+    drawn = {
+        int(f): corners_to_box(rect)
+        for f, o, rect in zip(
+            boxes.features["frame"], boxes.features["obj_id"], boxes.data, strict=True
+        )
+        if o == obj
+    }
     close = [np.all(np.abs(np.subtract(drawn[t], mask_to_box(gt[t]))) <= 2) for t in drawn]
     assert sorted(drawn) == list(range(SAMPLE_FRAMES)) and np.mean(close) >= 0.9
 
 
-def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer, qtbot,
-                                                             tmp_path):  # fmt: skip
+def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "synthetic")
     widget, c = start(viewer, qtbot, None)

@@ -129,9 +129,13 @@ def describe_weights(model: str, checkpoint: Path | None) -> list[str]:
 
 def click_objects(video, args: argparse.Namespace) -> tuple[TrackingSession, list]:
     session = TrackingSession.create(
-        video.frames, model=args.model, checkpoint=args.checkpoint, device="cpu",
-        image_size=args.image_size, prompts_supersede_memory=not args.read_memory_behind_prompts,
-    )  # fmt: skip
+        video.frames,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        device="cpu",
+        image_size=args.image_size,
+        prompts_supersede_memory=not args.read_memory_behind_prompts,
+    )
     objects = []
     for i in range(video.n_objects):
         visible = video.labels[0] == i + 1
@@ -224,8 +228,9 @@ def main() -> None:
 
     changing = []
     for seed in changing_seeds:
-        video = make_synthetic_video(N_FRAMES, HEIGHT, WIDTH, n_objects=3, seed=seed,
-                                     deform=0.3, leave=True)  # fmt: skip
+        video = make_synthetic_video(
+            N_FRAMES, HEIGHT, WIDTH, n_objects=3, seed=seed, deform=0.3, leave=True
+        )
         session, objects = click_objects(video, args)
         masks = track(session)
         changing += [mean_j(masks[obj], video.labels == obj) for obj in objects]

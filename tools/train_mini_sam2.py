@@ -244,10 +244,17 @@ def corrective_click(
 # ------------------------------------------------------------------------------- data
 
 
-def sample_clip(rng: np.random.Generator, index: int, n_frames: int, image_size: int,
-                max_targets: int = 1, shape_changes: bool = False,
-                max_scale: float = 1.0, p_twins: float = 0.0,
-                p_crowded: float = 0.0):  # fmt: skip
+def sample_clip(
+    rng: np.random.Generator,
+    index: int,
+    n_frames: int,
+    image_size: int,
+    max_targets: int = 1,
+    shape_changes: bool = False,
+    max_scale: float = 1.0,
+    p_twins: float = 0.0,
+    p_crowded: float = 0.0,
+):
     """One training clip: normalised frames, the video's size, and up to ``max_targets``
     objects to track, each as its masks at the video's and at the model's resolution.
 
@@ -391,21 +398,33 @@ def _video_res(high_res_masks: torch.Tensor, sizes) -> list[np.ndarray]:
     """Binary masks at each clip's own resolution, as the engine shows them."""
     out = []
     for b, (h, w) in enumerate(sizes):
-        m = F.interpolate(high_res_masks[b : b + 1].detach().float(), size=(h, w),
-                          mode="bilinear", align_corners=False)  # fmt: skip
+        m = F.interpolate(
+            high_res_masks[b : b + 1].detach().float(),
+            size=(h, w),
+            mode="bilinear",
+            align_corners=False,
+        )
         out.append((m[0, 0] > 0).numpy())
     return out
 
 
-def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
-          output_dict, n_frames):  # fmt: skip
+def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev, output_dict, n_frames):
     """SAM 2's track_step on one frame; the frame's memory is encoded only when a later
     frame will read it (a clip's last frame, or a single frame, has no reader, and the
     encoder is a sizeable share of a step)."""
     current_out, sam_outputs, _, _ = model._track_step(
-        frame_idx, is_init, feats, pos, sizes_feat, points, None, output_dict, n_frames,
-        False, prev,
-    )  # fmt: skip
+        frame_idx,
+        is_init,
+        feats,
+        pos,
+        sizes_feat,
+        points,
+        None,
+        output_dict,
+        n_frames,
+        False,
+        prev,
+    )
     (_, high_multi, ious, low_res, high_res, obj_ptr, scores) = sam_outputs
     current_out["pred_masks"] = low_res
     current_out["pred_masks_high_res"] = high_res
@@ -420,15 +439,19 @@ def _step(model, frame_idx, is_init, feats, pos, sizes_feat, points, prev,
 class Batch:
     """The objects of one step's clips, tracked together as one SAM 2 batch."""
 
-    def __init__(self, model, clips, n_frames: int, prev_grad: bool = False,
-                 correction_weight: float = 1.0):  # fmt: skip
+    def __init__(
+        self, model, clips, n_frames: int, prev_grad: bool = False, correction_weight: float = 1.0
+    ):
         self.model, self.n_frames, self.prev_grad = model, n_frames, prev_grad
         self.correction_weight = correction_weight
         self.image_size = model.image_size
         self.images = torch.cat([images for images, _, _ in clips])  # (clips*T, 3, S, S)
         # One batch entry per tracked object: B = all targets of all clips.
-        entries = [(c, video_size, target) for c, (_, video_size, targets) in enumerate(clips)
-                   for target in targets]  # fmt: skip
+        entries = [
+            (c, video_size, target)
+            for c, (_, video_size, targets) in enumerate(clips)
+            for target in targets
+        ]
         self.clip_of_target = torch.tensor([c for c, _, _ in entries])
         self.sizes = [video_size for _, video_size, _ in entries]
         self.gts = [gt for _, _, (gt, _) in entries]
@@ -462,8 +485,18 @@ class Batch:
 
     def step(self, t: int, is_init: bool, points=None, prev=None):
         feats, pos = self.frame_feats(t)
-        return _step(self.model, t, is_init, feats, pos, self.feat_sizes, points, prev,
-                     self.output_dict, self.n_frames)  # fmt: skip
+        return _step(
+            self.model,
+            t,
+            is_init,
+            feats,
+            pos,
+            self.feat_sizes,
+            points,
+            prev,
+            self.output_dict,
+            self.n_frames,
+        )
 
     def drifts(self, t: int, rng: np.random.Generator, share: float) -> dict:
         """For a share of the targets with another one in their clip visible on frame t,
@@ -474,9 +507,13 @@ class Batch:
         centres = {o: _centroid(self.gts[o][t]) for o in range(self.size)}
         drift_onto = {}
         for b in range(self.size):
-            others = [o for o in range(self.size) if o != b
-                      and self.clip_of_target[o] == self.clip_of_target[b]
-                      and self.gts[o][t].any()]  # fmt: skip
+            others = [
+                o
+                for o in range(self.size)
+                if o != b
+                and self.clip_of_target[o] == self.clip_of_target[b]
+                and self.gts[o][t].any()
+            ]
             if not others or rng.random() >= share:
                 continue
             nearest = min(others, key=lambda o: np.hypot(*(centres[o] - centres[b])))
@@ -493,8 +530,15 @@ class Batch:
     def loss(self, multi, ious, scores, t: int):
         return frame_loss(multi, ious, scores, self.targets[:, t])
 
-    def correct(self, out, clicks, t: int, is_init: bool, rng: np.random.Generator,
-                drift_onto: dict[int, tuple[int, bool]] | None = None):  # fmt: skip
+    def correct(
+        self,
+        out,
+        clicks,
+        t: int,
+        is_init: bool,
+        rng: np.random.Generator,
+        drift_onto: dict[int, tuple[int, bool]] | None = None,
+    ):
         """Add a click on each object's error to ``clicks`` and run frame t again with
         them and the previous logits, as SAM 2's predictor does for a correction.
 
@@ -507,8 +551,13 @@ class Batch:
         for b, (other, instead) in (drift_onto or {}).items():
             preds[b] = self.gts[other][t] | (preds[b] & ~instead)
             # As the engine makes a stored mask into logits: +10 inside, -10 outside.
-            taken = F.interpolate(self.targets[other, t][None, None], size=prev.shape[-2:],
-                                  mode="area")[0, 0] * 20 - 10  # fmt: skip
+            taken = (
+                F.interpolate(
+                    self.targets[other, t][None, None], size=prev.shape[-2:], mode="area"
+                )[0, 0]
+                * 20
+                - 10
+            )
             row = taken if instead else torch.maximum(prev[b, 0], taken)
             prev = prev.clone()  # not in place: with --prev-grad, maximum's backward reads it
             prev[b, 0] = row
@@ -521,18 +570,35 @@ class Batch:
         return out, loss * self.correction_weight, iou
 
 
-def sample_clips(rng: np.random.Generator, clip_index: int, n_frames: int, image_size: int,
-                 args, p_twins: float) -> list:  # fmt: skip
+def sample_clips(
+    rng: np.random.Generator, clip_index: int, n_frames: int, image_size: int, args, p_twins: float
+) -> list:
     """A step's ``--batch`` clips, from training video ``clip_index`` on."""
-    return [sample_clip(rng, clip_index + c, n_frames, image_size, args.targets,
-                        args.shape_changes, args.max_scale, p_twins, args.p_crowded)
-            for c in range(args.batch)]  # fmt: skip
+    return [
+        sample_clip(
+            rng,
+            clip_index + c,
+            n_frames,
+            image_size,
+            args.targets,
+            args.shape_changes,
+            args.max_scale,
+            p_twins,
+            args.p_crowded,
+        )
+        for c in range(args.batch)
+    ]
 
 
 def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: float) -> tuple:
     n_frames, image_size = args.frames, model.image_size
-    batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
-                  n_frames, args.prev_grad, args.correction_weight)  # fmt: skip
+    batch = Batch(
+        model,
+        sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
+        n_frames,
+        args.prev_grad,
+        args.correction_weight,
+    )
     batch.encode()
     n_corrections = int(rng.choice([0, 0, 1, 2]))
     correct_frame = -1
@@ -557,8 +623,9 @@ def train_step(model, rng: np.random.Generator, clip_index: int, args, p_twins: 
             losses.append(loss)
             if t == correct_frame:
                 drift_onto = batch.drifts(t, rng, args.p_merged)
-                out, loss, _ = batch.correct(out, [[] for _ in range(batch.size)], t, False,
-                                             rng, drift_onto)  # fmt: skip
+                out, loss, _ = batch.correct(
+                    out, [[] for _ in range(batch.size)], t, False, rng, drift_onto
+                )
                 losses.append(loss)
                 batch.output_dict["cond_frame_outputs"][t] = out
                 if args.fix_supersedes_memory:
@@ -586,8 +653,13 @@ def drift_correction_step(
     """
     drift, after, image_size = args.drift_frames, args.frames, model.image_size
     n_frames = 1 + drift + after
-    batch = Batch(model, sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
-                  n_frames, args.prev_grad, args.correction_weight)  # fmt: skip
+    batch = Batch(
+        model,
+        sample_clips(rng, clip_index, n_frames, image_size, args, p_twins),
+        n_frames,
+        args.prev_grad,
+        args.correction_weight,
+    )
     cond = batch.output_dict["cond_frame_outputs"]
     non_cond = batch.output_dict["non_cond_frame_outputs"]
     with torch.no_grad():

@@ -78,9 +78,21 @@ def probe_video(path: str | Path) -> VideoIndex:
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     proc = _run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path),
-         "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
-    )  # fmt: skip
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-f",
+            "framecrc",
+            "-",
+        ]
+    )
     stdout = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
     tb_match = _TB_RE.search(stdout)

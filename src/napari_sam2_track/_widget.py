@@ -74,8 +74,12 @@ class TrackerWidget(Container):
         self.model = ComboBox(label="Model", choices=list(MODELS), value=DEFAULT_MODEL)
         self.device = ComboBox(label="Device", choices=["auto", "cpu", "cuda", "mps"])
         self.image_size = SpinBox(label="Image size", value=1024, min=64, max=2048, step=32)
-        self.checkpoint = FileEdit(label="Checkpoint", mode="r", nullable=True,
-                                   tooltip="A local weights file; empty: download")  # fmt: skip
+        self.checkpoint = FileEdit(
+            label="Checkpoint",
+            mode="r",
+            nullable=True,
+            tooltip="A local weights file; empty: download",
+        )
         self.start = PushButton(text="Start tracking")
         self.status = Label(label="", value="No model loaded.")
         self.object = ComboBox(label="Object", choices=[])
@@ -84,9 +88,11 @@ class TrackerWidget(Container):
         self.object_name = LineEdit(label="Name")
         self.object_class = LineEdit(label="Class")
         self.point_label = RadioButtons(
-            label="Click", choices=[("on the object", POSITIVE), ("not on it", NEGATIVE)],
-            value=POSITIVE, orientation="horizontal",
-        )  # fmt: skip
+            label="Click",
+            choices=[("on the object", POSITIVE), ("not on it", NEGATIVE)],
+            value=POSITIVE,
+            orientation="horizontal",
+        )
         self.direction = ComboBox(label="Direction", choices=["forward", "backward", "both"])
         self.limit = CheckBox(text="Only frames", value=False)
         self.first_frame = SpinBox(label="from", min=0, max=0)
@@ -105,16 +111,43 @@ class TrackerWidget(Container):
         self.export_to = FileEdit(label="to", mode="w", nullable=True)
         self.export_images = CheckBox(text="with frame images", value=False)
         self.export = PushButton(text="Export")
-        self.extend([
-            self.video_layer, self.video_info, self.model, self.device, self.image_size,
-            self.checkpoint, self.start, self.status, self.object, self.new_object,
-            self.delete_object, self.object_name, self.object_class, self.point_label,
-            self.direction, self.limit, self.first_frame, self.last_frame, self.follow,
-            self.propagate, self.cancel, self.min_score, self.previous_problem,
-            self.next_problem, self.mask_prompt, self.folder, self.save, self.open,
-            self.export_format, self.export_to, self.export_images, self.export,
-            Label(value=HELP),
-        ])  # fmt: skip
+        self.extend(
+            [
+                self.video_layer,
+                self.video_info,
+                self.model,
+                self.device,
+                self.image_size,
+                self.checkpoint,
+                self.start,
+                self.status,
+                self.object,
+                self.new_object,
+                self.delete_object,
+                self.object_name,
+                self.object_class,
+                self.point_label,
+                self.direction,
+                self.limit,
+                self.first_frame,
+                self.last_frame,
+                self.follow,
+                self.propagate,
+                self.cancel,
+                self.min_score,
+                self.previous_problem,
+                self.next_problem,
+                self.mask_prompt,
+                self.folder,
+                self.save,
+                self.open,
+                self.export_format,
+                self.export_to,
+                self.export_images,
+                self.export,
+                Label(value=HELP),
+            ]
+        )
         self[-1].native.setWordWrap(True)
         self.video_layer.changed.connect(self._show_video_info)
         self.video_layer.changed.connect(self._suggest_model)
@@ -139,13 +172,28 @@ class TrackerWidget(Container):
     def _update_enabled(self) -> None:
         tracking = self.controller is not None
         busy = tracking and self.controller.propagation_worker is not None
-        for widget in (self.video_layer, self.model, self.device, self.image_size,
-                       self.checkpoint, self.start):  # fmt: skip
+        for widget in (
+            self.video_layer,
+            self.model,
+            self.device,
+            self.image_size,
+            self.checkpoint,
+            self.start,
+        ):
             widget.enabled = not tracking
-        for widget in (self.object, self.new_object, self.delete_object, self.object_name,
-                       self.object_class, self.point_label, self.previous_problem,
-                       self.next_problem, self.mask_prompt, self.save,
-                       self.export):  # fmt: skip
+        for widget in (
+            self.object,
+            self.new_object,
+            self.delete_object,
+            self.object_name,
+            self.object_class,
+            self.point_label,
+            self.previous_problem,
+            self.next_problem,
+            self.mask_prompt,
+            self.save,
+            self.export,
+        ):
             widget.enabled = tracking
         self.propagate.enabled = tracking and not busy
         self.cancel.enabled = busy
@@ -202,8 +250,13 @@ class TrackerWidget(Container):
         self.start.enabled = False
         self.status.value = "Loading SAM 2…"
         download = progress(desc="SAM 2 checkpoint")
-        worker = _load_model(self.model.value, self.checkpoint.value, self.device.value,
-                             self.image_size.value, download)  # fmt: skip
+        worker = _load_model(
+            self.model.value,
+            self.checkpoint.value,
+            self.device.value,
+            self.image_size.value,
+            download,
+        )
         worker.returned.connect(lambda model: self._model_ready(layer, model))
         worker.errored.connect(self._model_failed)
         worker.finished.connect(download.close)
@@ -339,8 +392,9 @@ class TrackerWidget(Container):
             video = VideoRef.from_source(layer.data, layer.metadata.get("source_path"))
             if stored.video.mismatch(video) is None:
                 layer.metadata[SESSION_KEY] = str(folder)
-                show_info(f"{Path(folder).name} belongs to {layer.name}: Start tracking "
-                          "continues it.")  # fmt: skip
+                show_info(
+                    f"{Path(folder).name} belongs to {layer.name}: Start tracking continues it."
+                )
                 return
         self._viewer.open(str(folder), plugin="napari-sam2-track")
 
@@ -352,8 +406,9 @@ class TrackerWidget(Container):
             return None
         annotation = self.controller.annotation()
         bar = progress(total=0, desc=f"Exporting {self.export_format.value}")
-        worker = _export(annotation, self.export_format.value, Path(target),
-                         self.export_images.value)  # fmt: skip
+        worker = _export(
+            annotation, self.export_format.value, Path(target), self.export_images.value
+        )
         worker.yielded.connect(lambda step: _show_progress(bar, *step))
         worker.returned.connect(lambda path: show_info(f"Exported to {path}."))
         worker.errored.connect(lambda exc: show_warning(f"Export failed: {exc}"))
@@ -386,9 +441,13 @@ def _export(annotation, export_format, target, write_images):
 
     def run():  # the writers report progress through a callback, not as a generator
         try:
-            outcome["path"] = export(annotation, export_format, target,
-                                     lambda done, total: steps.put((done, total)),
-                                     write_images=write_images)  # fmt: skip
+            outcome["path"] = export(
+                annotation,
+                export_format,
+                target,
+                lambda done, total: steps.put((done, total)),
+                write_images=write_images,
+            )
         except Exception as exc:  # handed to the worker's errored signal below
             outcome["error"] = exc
 

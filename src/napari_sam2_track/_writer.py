@@ -69,8 +69,16 @@ def write_boxes_csv(path: str, data: Any, attributes: dict) -> list[str]:
         category = _feature(features, "class", index) or DEFAULT_CLASS
         score = _feature(features, "score", index)
         edges = [round(v + 0.5) for v in (x0, y0, x1, y1)]
-        rows.append((round(frame), obj_id, name, category, *edges,
-                     "" if score is None else f"{float(score):.4f}"))  # fmt: skip
+        rows.append(
+            (
+                round(frame),
+                obj_id,
+                name,
+                category,
+                *edges,
+                "" if score is None else f"{float(score):.4f}",
+            )
+        )
     rows.sort(key=lambda row: (row[0], row[1]))
     with atomic_output(Path(path), folder=False) as target:
         write_rows(target, rows)

@@ -33,40 +33,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument("video", type=Path, help="a video file or a folder of numbered frames")
     track.add_argument(
-        "--prompts", type=Path, required=True, metavar="CSV",
+        "--prompts",
+        type=Path,
+        required=True,
+        metavar="CSV",
         help="points as frame,obj_id,x,y,label (label 1 = on the object, 0 = not on it), "
         "or a CSV napari wrote for a Points layer with label and obj_id features",
-    )  # fmt: skip
+    )
     track.add_argument(
-        "--out", type=Path, required=True, metavar="SESSION_DIR",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="SESSION_DIR",
         help="the session folder to write (an existing one is continued)",
-    )  # fmt: skip
+    )
     track.add_argument(
-        "--model", help=f"model name (default {DEFAULT_MODEL}, or the one the session used); "
+        "--model",
+        help=f"model name (default {DEFAULT_MODEL}, or the one the session used); "
         "see 'napari-sam2-track models'",
-    )  # fmt: skip
+    )
     track.add_argument(
-        "--checkpoint", type=Path, metavar="PATH",
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
         help="a local weights file for --model's config, instead of the cached download",
-    )  # fmt: skip
+    )
     track.add_argument(
         "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
     )
     track.add_argument(
-        "--image-size", type=int, metavar="N",
+        "--image-size",
+        type=int,
+        metavar="N",
         help="SAM 2's input size, a multiple of 32 (default 1024; smaller is faster and coarser)",
-    )  # fmt: skip
+    )
     track.add_argument(
-        "--direction", choices=("forward", "backward", "both"), default="forward",
+        "--direction",
+        choices=("forward", "backward", "both"),
+        default="forward",
         help="forward from the first new prompt, backward from the last, or both",
-    )  # fmt: skip
+    )
     track.add_argument("--start", type=int, metavar="N", help="first frame to track (0-based)")
     track.add_argument("--end", type=int, metavar="N", help="last frame to track (inclusive)")
 
     commands.add_parser(
-        "models", help="list the models, their sizes and whether each is downloaded",
+        "models",
+        help="list the models, their sizes and whether each is downloaded",
         description=f"Checkpoints are cached in a per-user folder; set {CACHE_ENV} to move it.",
-    )  # fmt: skip
+    )
     download = commands.add_parser("download", help="download a model's checkpoint now")
     download.add_argument("model", help="a name from 'napari-sam2-track models'")
     _add_export_parser(commands)
@@ -78,29 +92,36 @@ def _add_export_parser(commands) -> None:
 
     formats = "; ".join(f"{name}: {e.description}" for name, e in EXPORTERS.items())
     export = commands.add_parser(
-        "export", help="write a session's masks and boxes in a dataset format",
+        "export",
+        help="write a session's masks and boxes in a dataset format",
         description="Write the annotations of SESSION_DIR in a format that dataset and "
         "evaluation tools read. The output appears only once it is complete.",
-    )  # fmt: skip
+    )
     export.add_argument("session", type=Path, metavar="SESSION_DIR", help="a session folder")
     export.add_argument("--format", required=True, metavar="FORMAT", help=formats)
     export.add_argument(
-        "--out", type=Path, required=True, metavar="PATH",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
         help="the file or folder to write (an earlier export there is replaced)",
-    )  # fmt: skip
+    )
     images = ", ".join(name for name, e in EXPORTERS.items() if e.images)
     export.add_argument(
-        "--images", action="store_true",
+        "--images",
+        action="store_true",
         help=f"also write the video's frames as JPEG files ({images})",
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
-        "track": run_track, "models": run_models, "download": run_download,
+        "track": run_track,
+        "models": run_models,
+        "download": run_download,
         "export": run_export,
-    }  # fmt: skip
+    }
     try:
         return handlers[args.command](args)
     except ValueError as exc:  # every user-facing error type here is a ValueError
@@ -150,9 +171,10 @@ def run_track(args: argparse.Namespace) -> int:
     def save(finished: bool) -> None:
         loaded = session.model
         model_settings = {
-            "name": loaded.name, "image_size": loaded.image_size,
+            "name": loaded.name,
+            "image_size": loaded.image_size,
             "checkpoint": str(loaded.checkpoint) if loaded.checkpoint else None,
-        }  # fmt: skip
+        }
         objects = stored.objects if stored else {}
         annotation = Annotation(video, session.prompts, session.results, objects, model_settings)
         annotation.pending_frames = [] if finished else session.pending_frames

@@ -88,16 +88,27 @@ class TrackerController:
         size = max(self.session.height, self.session.width) / 60
         self.masks_layer = self.viewer.add_labels(self.volume, name=MASKS_LAYER, opacity=0.5)
         self.boxes_layer = self.viewer.add_shapes(
-            ndim=3, name=BOXES_LAYER, shape_type="rectangle", face_color="transparent",
-            edge_width=max(1.0, size / 4), edge_color="yellow",
-        )  # fmt: skip
-        features = pd.DataFrame({"label": pd.Series([], dtype=int),
-                                 "obj_id": pd.Series([], dtype=int)})  # fmt: skip
+            ndim=3,
+            name=BOXES_LAYER,
+            shape_type="rectangle",
+            face_color="transparent",
+            edge_width=max(1.0, size / 4),
+            edge_color="yellow",
+        )
+        features = pd.DataFrame(
+            {"label": pd.Series([], dtype=int), "obj_id": pd.Series([], dtype=int)}
+        )
         self.prompts_layer = self.viewer.add_points(
-            np.zeros((0, 3)), ndim=3, name=PROMPTS_LAYER, features=features, size=size,
-            border_width=0.15, border_width_is_relative=True, border_color="white",
+            np.zeros((0, 3)),
+            ndim=3,
+            name=PROMPTS_LAYER,
+            features=features,
+            size=size,
+            border_width=0.15,
+            border_width_is_relative=True,
+            border_color="white",
             out_of_slice_display=False,
-        )  # fmt: skip
+        )
         self._set_feature_defaults()
         self.prompts_layer.events.data.connect(self._on_points_data)
         self.prompts_layer.events.features.connect(self._sync_prompts)
@@ -106,9 +117,11 @@ class TrackerController:
         # Undo and redo write the data back and refresh the layer without a paint event.
         self.masks_layer.events.set_data.connect(self._on_masks_written)
         keys = {
-            "n": self.new_object, "t": self.toggle_label,
-            ".": lambda: self.cycle_object(1), ",": lambda: self.cycle_object(-1),
-        }  # fmt: skip
+            "n": self.new_object,
+            "t": self.toggle_label,
+            ".": lambda: self.cycle_object(1),
+            ",": lambda: self.cycle_object(-1),
+        }
         for key, action in keys.items():
             self.prompts_layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
         self.load_prompt_points()
@@ -139,9 +152,10 @@ class TrackerController:
                 rows.append((frame, y, x))
                 labels.append(int(label))
                 obj_ids.append(obj_id)
-        self._layer_prompts = prompts_from_layer(np.array(rows).reshape(-1, 3),
-                                                 {"label": pd.Series(labels),
-                                                  "obj_id": pd.Series(obj_ids)})  # fmt: skip
+        self._layer_prompts = prompts_from_layer(
+            np.array(rows).reshape(-1, 3),
+            {"label": pd.Series(labels), "obj_id": pd.Series(obj_ids)},
+        )
         events = self.prompts_layer.events
         with events.data.blocker(), events.features.blocker():
             self.prompts_layer.data = np.array(rows, dtype=float).reshape(-1, 3)
@@ -164,8 +178,9 @@ class TrackerController:
 
     def _set_feature_defaults(self) -> None:
         self.prompts_layer.feature_defaults = {
-            "label": self.current_label, "obj_id": self.current_object
-        }  # fmt: skip
+            "label": self.current_label,
+            "obj_id": self.current_object,
+        }
         self.prompts_layer.current_face_color = self.object_color(self.current_object)
 
     # ----------------------------------------------------------------- objects
@@ -265,8 +280,9 @@ class TrackerController:
         for (frame, obj_id), prompt in changes.items():
             if prompt is not None:
                 try:
-                    prompt.check_fits(frame, self.session.n_frames, self.session.height,
-                                      self.session.width)  # fmt: skip
+                    prompt.check_fits(
+                        frame, self.session.n_frames, self.session.height, self.session.width
+                    )
                 except PromptError as exc:
                     show_warning(f"Ignored a prompt: {exc}")
                     continue
@@ -314,8 +330,9 @@ class TrackerController:
 
     # ------------------------------------------------------------- propagation
 
-    def propagate(self, direction: str = "forward", start: int | None = None,
-                  end: int | None = None):  # fmt: skip
+    def propagate(
+        self, direction: str = "forward", start: int | None = None, end: int | None = None
+    ):
         """Start propagating in a worker; returns the worker (None if one is running).
 
         Queued prompt edits are applied first, in the same worker, so the run always
@@ -327,8 +344,9 @@ class TrackerController:
         self.restore_layers()
         self.fold_paint()
         bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
-        worker = _propagation_worker(self.session, self._pending, self._pending_lock,
-                                     direction, start, end)  # fmt: skip
+        worker = _propagation_worker(
+            self.session, self._pending, self._pending_lock, direction, start, end
+        )
         worker.yielded.connect(lambda item: self._on_propagated(item, bar))
         worker.finished.connect(lambda: self._propagation_done(bar))
         worker.errored.connect(self._propagation_failed)
@@ -435,8 +453,9 @@ class TrackerController:
 
     def next_review_frame(self, step: int = 1, min_score: float = 0.5) -> int | None:
         """Go to the next frame where the current object has no mask or a low score."""
-        frame = next_frame_to_review(self.session.results, self.current_object,
-                                     self.current_frame(), step, min_score)  # fmt: skip
+        frame = next_frame_to_review(
+            self.session.results, self.current_object, self.current_frame(), step, min_score
+        )
         if frame is None:
             show_info(f"No frame to review for {self.objects[self.current_object].name}.")
         else:
@@ -450,10 +469,14 @@ class TrackerController:
         path = self.video_layer.metadata.get("source_path")
         video = VideoRef.from_source(self.video_layer.data, path)
         model = self.session.model
-        settings = {"name": model.name, "image_size": model.image_size,
-                    "checkpoint": str(model.checkpoint) if model.checkpoint else None}  # fmt: skip
-        annotation = Annotation(video, self.session.prompts, self.session.results,
-                                dict(self.objects), settings)  # fmt: skip
+        settings = {
+            "name": model.name,
+            "image_size": model.image_size,
+            "checkpoint": str(model.checkpoint) if model.checkpoint else None,
+        }
+        annotation = Annotation(
+            video, self.session.prompts, self.session.results, dict(self.objects), settings
+        )
         annotation.pending_frames = self.session.pending_frames
         return annotation
 

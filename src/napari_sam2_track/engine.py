@@ -130,8 +130,10 @@ class TrackingSession:
         self.prompts_supersede_memory = prompts_supersede_memory
         self.frames = ModelFrames(source, model.image_size)
         self.n_frames, self.height, self.width = (
-            self.frames.n_frames, self.frames.height, self.frames.width
-        )  # fmt: skip
+            self.frames.n_frames,
+            self.frames.height,
+            self.frames.width,
+        )
         self.prompts = PromptSet()
         self.results = TrackResults(self.n_frames, self.height, self.width)
         self._state = new_inference_state(
@@ -228,11 +230,15 @@ class TrackingSession:
                 has_points = len(prompt.points) > 0
                 with self._stored_mask_as_previous_logits(frame, obj_id):
                     _, obj_ids, masks = predictor.add_new_points_or_box(
-                        self._state, frame, obj_id,
+                        self._state,
+                        frame,
+                        obj_id,
                         points=prompt.points if has_points else None,
                         labels=prompt.labels if has_points else None,
-                        box=prompt.box, clear_old_points=True, normalize_coords=True,
-                    )  # fmt: skip
+                        box=prompt.box,
+                        clear_old_points=True,
+                        normalize_coords=True,
+                    )
             self.prompts.set(frame, obj_id, prompt)
             self._dirty.add(frame)
             index = list(obj_ids).index(obj_id)
@@ -329,11 +335,16 @@ class TrackingSession:
                 )
                 with torch.inference_mode():  # as SAM 2's public calls run it
                     out, _ = predictor._run_single_frame_inference(
-                        inference_state=state, output_dict=outputs, frame_idx=t, batch_size=1,
-                        is_init_cond_frame=False, point_inputs=None,
-                        mask_inputs=(mask >= 0.5).float(), reverse=reverse,
+                        inference_state=state,
+                        output_dict=outputs,
+                        frame_idx=t,
+                        batch_size=1,
+                        is_init_cond_frame=False,
+                        point_inputs=None,
+                        mask_inputs=(mask >= 0.5).float(),
+                        reverse=reverse,
                         run_mem_encoder=True,
-                    )  # fmt: skip
+                    )
                 outputs["non_cond_frame_outputs"][t] = out
 
     def _superseding_prompt_behind(
@@ -393,8 +404,11 @@ class TrackingSession:
         slot = state["temp_output_dict_per_obj"][obj_idx][
             "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
         ]
-        held = (frame in slot or frame in outputs["cond_frame_outputs"]
-                or frame in outputs["non_cond_frame_outputs"])  # fmt: skip
+        held = (
+            frame in slot
+            or frame in outputs["cond_frame_outputs"]
+            or frame in outputs["non_cond_frame_outputs"]
+        )
         return None if held else slot
 
     def clear_prompt(self, frame: int, obj_id: int) -> None:

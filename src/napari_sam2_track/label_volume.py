@@ -75,9 +75,11 @@ class LabelVolume:
         if isinstance(first, np.ndarray) and first.ndim == 1 and len(rest) == 2:
             return self._gather(first, *rest)  # napari's fancy indexing while painting
         frames = range(*first.indices(self.shape[0])) if isinstance(first, slice) else first
-        stack = np.stack([self.frame(t) for t in frames]) if len(frames) else (
-            np.zeros((0, *self.shape[1:]), self.dtype)
-        )  # fmt: skip
+        stack = (
+            np.stack([self.frame(t) for t in frames])
+            if len(frames)
+            else (np.zeros((0, *self.shape[1:]), self.dtype))
+        )
         return stack[(slice(None), *rest)] if rest else stack
 
     def _gather(self, ts: np.ndarray, ys, xs) -> np.ndarray:

@@ -31,8 +31,11 @@ def prompts_from_layer(data: np.ndarray, features) -> dict[tuple[int, int], Fram
     # Rows whose features are not filled in yet (data set before features, as a script
     # may do) are not prompts until they are.
     complete = np.isfinite(labels) & np.isfinite(obj_ids)
-    return prompts_from_points(np.asarray(data)[complete, -3:], labels[complete].astype(int),
-                               obj_ids[complete].astype(int))  # fmt: skip
+    return prompts_from_points(
+        np.asarray(data)[complete, -3:],
+        labels[complete].astype(int),
+        obj_ids[complete].astype(int),
+    )
 
 
 def changed_prompts(

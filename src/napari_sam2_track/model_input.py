@@ -53,8 +53,9 @@ class IntensityRange:
             return cls(0.0, 1.0)
         n = int(source.shape[0])
         picks = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_FRAMES)).round().astype(int))
-        sample = np.concatenate([np.asarray(source[int(i)], dtype=np.float64).ravel()
-                                 for i in picks])  # fmt: skip
+        sample = np.concatenate(
+            [np.asarray(source[int(i)], dtype=np.float64).ravel() for i in picks]
+        )
         sample = sample[np.isfinite(sample)]
         if sample.size == 0:
             return cls(0.0, 1.0)
@@ -103,8 +104,9 @@ class ModelFrames:
         rgb = as_rgb01(self.source[int(index)], self.intensity)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         size = (self.image_size, self.image_size)
-        image = F.interpolate(image, size=size, mode="bilinear", antialias=True,
-                              align_corners=False)[0]  # fmt: skip
+        image = F.interpolate(
+            image, size=size, mode="bilinear", antialias=True, align_corners=False
+        )[0]
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self.frames_made += 1

@@ -86,8 +86,19 @@ def _registry() -> dict[str, ModelSpec]:
         "not for real footage."
     )
     url = (BUNDLED_DIR / "mini_synthetic.pt").as_uri()
-    specs.append(ModelSpec(SYNTHETIC_MODEL, "mini_synthetic.yaml", url, None, None, text,
-                           bundled=True, image_size=320, multimask=False))  # fmt: skip
+    specs.append(
+        ModelSpec(
+            SYNTHETIC_MODEL,
+            "mini_synthetic.yaml",
+            url,
+            None,
+            None,
+            text,
+            bundled=True,
+            image_size=320,
+            multimask=False,
+        )
+    )
     return {spec.name: spec for spec in specs}
 
 

@@ -53,9 +53,10 @@ class FramePrompt:
         if not isinstance(other, FramePrompt):
             return NotImplemented
         same_mask = (self.mask is None and other.mask is None) or (
-            self.mask is not None and other.mask is not None
+            self.mask is not None
+            and other.mask is not None
             and np.array_equal(self.mask, other.mask)
-        )  # fmt: skip
+        )
         return (
             np.array_equal(self.points, other.points)
             and np.array_equal(self.labels, other.labels)

@@ -47,14 +47,22 @@ def session_layer_data(folder: str | Path) -> list[tuple]:
             obj_ids.append(obj_id)
     prompt_features = {"label": labels, "obj_id": obj_ids}
     prompts_kwargs = {"name": PROMPTS_LAYER, "ndim": 3, "features": prompt_features}
-    prompts = (np.array(points, float).reshape(-1, 3), {**prompts_kwargs, "metadata": meta},
-               "points")  # fmt: skip
+    prompts = (
+        np.array(points, float).reshape(-1, 3),
+        {**prompts_kwargs, "metadata": meta},
+        "points",
+    )
     masks_kwargs = {"name": MASKS_LAYER, "opacity": 0.5, "metadata": meta}
     masks = (LabelVolume(annotation.results), masks_kwargs, "labels")
     names = {o: annotation.object_info(o).name for o in annotation.objects}
     rectangles, box_features = box_layer_data(annotation.results, names)
-    boxes_kwargs = {"name": BOXES_LAYER, "ndim": 3, "shape_type": "rectangle",
-                    "face_color": "transparent", "edge_color": "yellow"}  # fmt: skip
+    boxes_kwargs = {
+        "name": BOXES_LAYER,
+        "ndim": 3,
+        "shape_type": "rectangle",
+        "face_color": "transparent",
+        "edge_color": "yellow",
+    }
     boxes = (rectangles, {**boxes_kwargs, "features": box_features, "metadata": meta}, "shapes")
     return [video, prompts, masks, boxes]
 

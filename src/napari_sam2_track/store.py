@@ -148,12 +148,16 @@ def _rle_from_json(data: dict) -> dict:
 def _prompts_json(prompts: PromptSet) -> str:
     rows = []
     for (frame, obj_id), prompt in prompts.items():
-        rows.append({
-            "frame": frame, "obj_id": obj_id,
-            "points": prompt.points.tolist(), "labels": prompt.labels.tolist(),
-            "box": list(prompt.box) if prompt.box is not None else None,
-            "mask": _rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "frame": frame,
+                "obj_id": obj_id,
+                "points": prompt.points.tolist(),
+                "labels": prompt.labels.tolist(),
+                "box": list(prompt.box) if prompt.box is not None else None,
+                "mask": _rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
+            }
+        )
     return json.dumps({"prompts": rows})
 
 
@@ -177,8 +181,9 @@ def _boxes_csv(annotation: Annotation) -> str:
         for obj_id, entry in sorted(objects.items()):
             if entry.box is not None:
                 info = annotation.object_info(obj_id)
-                writer.writerow([frame, obj_id, info.name, info.category, *entry.box,
-                                 f"{entry.score:.4f}"])  # fmt: skip
+                writer.writerow(
+                    [frame, obj_id, info.name, info.category, *entry.box, f"{entry.score:.4f}"]
+                )
     return out.getvalue()
 
 
@@ -275,5 +280,4 @@ def _attach_chunk(results: TrackResults, path: Path, size: int, warnings: list[s
 
 def _object_mask(entry: dict) -> ObjectMask:
     box = tuple(entry["box"]) if entry.get("box") is not None else None
-    return ObjectMask(_rle_from_json(entry["rle"]), float(entry["score"]), box,
-                      int(entry["area"]))  # fmt: skip
+    return ObjectMask(_rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))

@@ -38,9 +38,13 @@ class VideoRef:
         else:
             fingerprint = _array_fingerprint(source)
         return cls(
-            str(Path(path).resolve()) if path else None, n_frames, height, width,
-            float(fps) if fps else None, f"{fingerprint}:{n_frames}",
-        )  # fmt: skip
+            str(Path(path).resolve()) if path else None,
+            n_frames,
+            height,
+            width,
+            float(fps) if fps else None,
+            f"{fingerprint}:{n_frames}",
+        )
 
     def mismatch(self, other: VideoRef) -> str | None:
         """Why ``other`` is not this video, as a clause; None if it is."""
@@ -56,16 +60,24 @@ class VideoRef:
 
     def to_json(self) -> dict:
         return {
-            "path": self.path, "n_frames": self.n_frames, "height": self.height,
-            "width": self.width, "fps": self.fps, "fingerprint": self.fingerprint,
-        }  # fmt: skip
+            "path": self.path,
+            "n_frames": self.n_frames,
+            "height": self.height,
+            "width": self.width,
+            "fps": self.fps,
+            "fingerprint": self.fingerprint,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> VideoRef:
         return cls(
-            data.get("path"), int(data["n_frames"]), int(data["height"]), int(data["width"]),
-            data.get("fps"), str(data["fingerprint"]),
-        )  # fmt: skip
+            data.get("path"),
+            int(data["n_frames"]),
+            int(data["height"]),
+            int(data["width"]),
+            data.get("fps"),
+            str(data["fingerprint"]),
+        )
 
 
 def _file_fingerprint(path: Path) -> str:

@@ -45,27 +45,55 @@ class Exporter:
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter
     for exporter in (
-        Exporter("coco", write_coco, "COCO instance masks (JSON, RLE), one image per frame",
-                 "file"),
-        Exporter("youtube_vis", write_youtube_vis,
-                 "YouTube-VIS video instance masks (JSON), one annotation per track", "file"),
-        Exporter("mot", write_mot, "MOTChallenge boxes: gt/gt.txt and seqinfo.ini", "folder",
-                 images=True, owned_names=r"gt|img1|seqinfo\.ini"),
-        Exporter("yolo_detect", write_yolo_detect,
-                 "YOLO detection labels (one txt per frame) and data.yaml", "folder",
-                 images=True, owned_names=r"labels|images|data\.yaml"),
-        Exporter("yolo_segment", write_yolo_segment,
-                 "YOLO segmentation polygons (one txt per frame) and data.yaml", "folder",
-                 images=True, owned_names=r"labels|images|data\.yaml"),
-        Exporter("cvat", write_cvat, "CVAT for video 1.1 XML, one box track per object",
-                 "file"),
-        Exporter("davis", write_davis,
-                 "DAVIS palette PNGs per frame, plus a binary PNG folder per object",
-                 "folder", owned_names=r"\d+(\.png)?"),
-        Exporter("boxes_csv", write_boxes_csv,
-                 "boxes as CSV: frame,obj_id,name,class,x0,y0,x1,y1,score", "file"),
+        Exporter(
+            "coco", write_coco, "COCO instance masks (JSON, RLE), one image per frame", "file"
+        ),
+        Exporter(
+            "youtube_vis",
+            write_youtube_vis,
+            "YouTube-VIS video instance masks (JSON), one annotation per track",
+            "file",
+        ),
+        Exporter(
+            "mot",
+            write_mot,
+            "MOTChallenge boxes: gt/gt.txt and seqinfo.ini",
+            "folder",
+            images=True,
+            owned_names=r"gt|img1|seqinfo\.ini",
+        ),
+        Exporter(
+            "yolo_detect",
+            write_yolo_detect,
+            "YOLO detection labels (one txt per frame) and data.yaml",
+            "folder",
+            images=True,
+            owned_names=r"labels|images|data\.yaml",
+        ),
+        Exporter(
+            "yolo_segment",
+            write_yolo_segment,
+            "YOLO segmentation polygons (one txt per frame) and data.yaml",
+            "folder",
+            images=True,
+            owned_names=r"labels|images|data\.yaml",
+        ),
+        Exporter("cvat", write_cvat, "CVAT for video 1.1 XML, one box track per object", "file"),
+        Exporter(
+            "davis",
+            write_davis,
+            "DAVIS palette PNGs per frame, plus a binary PNG folder per object",
+            "folder",
+            owned_names=r"\d+(\.png)?",
+        ),
+        Exporter(
+            "boxes_csv",
+            write_boxes_csv,
+            "boxes as CSV: frame,obj_id,name,class,x0,y0,x1,y1,score",
+            "file",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def export(

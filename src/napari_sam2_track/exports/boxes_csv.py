@@ -36,8 +36,17 @@ def write_boxes_csv(annotation: Annotation, target: Path, options: ExportOptions
             for obj_id, entry in visible(annotation.results.frame(frame)):
                 x, y, w, h = entry.box
                 name = annotation.object_info(obj_id).name
-                yield (frame, obj_id, name, class_name(annotation, obj_id),
-                       x, y, x + w, y + h, f"{entry.score:.4f}")  # fmt: skip
+                yield (
+                    frame,
+                    obj_id,
+                    name,
+                    class_name(annotation, obj_id),
+                    x,
+                    y,
+                    x + w,
+                    y + h,
+                    f"{entry.score:.4f}",
+                )
             options.progress(frame + 1, n)
 
     write_rows(target, rows())

@@ -38,26 +38,42 @@ def write_coco(annotation: Annotation, target: Path, options: ExportOptions) -> 
     classes = class_index(annotation)
     images, annotations = [], []
     for frame in range(video.n_frames):
-        images.append({
-            "id": frame + 1, "file_name": frame_file(frame, ".jpg"),
-            "width": video.width, "height": video.height, "frame_index": frame,
-        })  # fmt: skip
+        images.append(
+            {
+                "id": frame + 1,
+                "file_name": frame_file(frame, ".jpg"),
+                "width": video.width,
+                "height": video.height,
+                "frame_index": frame,
+            }
+        )
         for obj_id, entry in visible(annotation.results.frame(frame)):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": frame + 1,
-                "category_id": classes[obj_id] + 1,
-                "segmentation": rle_json(entry.rle),
-                "area": int(mask_utils.area(entry.rle)),
-                "bbox": [int(v) for v in mask_utils.toBbox(entry.rle)],
-                "iscrowd": 0, "score": round(entry.score, 6),
-                "track_id": obj_id, "attributes": {"track_id": obj_id},
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": frame + 1,
+                    "category_id": classes[obj_id] + 1,
+                    "segmentation": rle_json(entry.rle),
+                    "area": int(mask_utils.area(entry.rle)),
+                    "bbox": [int(v) for v in mask_utils.toBbox(entry.rle)],
+                    "iscrowd": 0,
+                    "score": round(entry.score, 6),
+                    "track_id": obj_id,
+                    "attributes": {"track_id": obj_id},
+                }
+            )
         options.progress(frame + 1, video.n_frames)
-    write_json(target, {
-        "info": {"description": f"{options.name}: napari-sam2-track annotations",
-                 "video": video.path, "fps": video.fps},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories(annotation),
-    })  # fmt: skip
+    write_json(
+        target,
+        {
+            "info": {
+                "description": f"{options.name}: napari-sam2-track annotations",
+                "video": video.path,
+                "fps": video.fps,
+            },
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": categories(annotation),
+        },
+    )

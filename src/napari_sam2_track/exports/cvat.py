@@ -22,9 +22,13 @@ def _meta(annotation: Annotation, name: str) -> ET.Element:
     meta = ET.Element("meta")
     task = ET.SubElement(meta, "task")
     for key, value in (
-        ("name", name), ("size", video.n_frames), ("mode", "interpolation"),
-        ("overlap", 0), ("start_frame", 0), ("stop_frame", video.n_frames - 1),
-    ):  # fmt: skip
+        ("name", name),
+        ("size", video.n_frames),
+        ("mode", "interpolation"),
+        ("overlap", 0),
+        ("start_frame", 0),
+        ("stop_frame", video.n_frames - 1),
+    ):
         ET.SubElement(task, key).text = str(value)
     labels = ET.SubElement(task, "labels")
     for label in class_names(annotation):
@@ -40,11 +44,21 @@ def _meta(annotation: Annotation, name: str) -> ET.Element:
 
 def _box(track: ET.Element, frame: int, box: tuple[int, int, int, int], outside: bool) -> None:
     x, y, w, h = box
-    ET.SubElement(track, "box", {
-        "frame": str(frame), "keyframe": "1", "outside": "1" if outside else "0",
-        "occluded": "0", "xtl": f"{x:.2f}", "ytl": f"{y:.2f}",
-        "xbr": f"{x + w:.2f}", "ybr": f"{y + h:.2f}", "z_order": "0",
-    })  # fmt: skip
+    ET.SubElement(
+        track,
+        "box",
+        {
+            "frame": str(frame),
+            "keyframe": "1",
+            "outside": "1" if outside else "0",
+            "occluded": "0",
+            "xtl": f"{x:.2f}",
+            "ytl": f"{y:.2f}",
+            "xbr": f"{x + w:.2f}",
+            "ybr": f"{y + h:.2f}",
+            "z_order": "0",
+        },
+    )
 
 
 def write_cvat(annotation: Annotation, target: Path, options: ExportOptions) -> None:

@@ -44,8 +44,10 @@ def write_mot(annotation: Annotation, target: Path, options: ExportOptions) -> N
         for frame in range(video.n_frames):
             for obj_id, entry in visible(annotation.results.frame(frame)):
                 x, y, w, h = entry.box
-                gt.write(f"{frame + 1},{track_ids[obj_id]},{x + 1},{y + 1},{w},{h},"
-                         f"1,{classes[obj_id] + 1},1\n")  # fmt: skip
+                gt.write(
+                    f"{frame + 1},{track_ids[obj_id]},{x + 1},{y + 1},{w},{h},"
+                    f"1,{classes[obj_id] + 1},1\n"
+                )
             if options.frames is not None:
                 name = frame_file(frame + 1, IMAGE_SUFFIX)
                 write_jpeg(target / IMAGE_FOLDER / name, options.frames[frame])

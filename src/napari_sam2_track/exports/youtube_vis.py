@@ -41,21 +41,37 @@ def write_youtube_vis(annotation: Annotation, target: Path, options: ExportOptio
     classes = class_index(annotation)
     annotations = []
     for obj_id in (o for o in object_ids(annotation) if o in tracks):
-        annotations.append({
-            "id": len(annotations) + 1, "video_id": 1, "track_id": obj_id,
-            "category_id": classes[obj_id] + 1, "iscrowd": 0,
-            "width": video.width, "height": video.height, "length": 1,
-            "segmentations": tracks[obj_id]["seg"], "bboxes": tracks[obj_id]["box"],
-            "areas": tracks[obj_id]["area"],
-        })  # fmt: skip
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "video_id": 1,
+                "track_id": obj_id,
+                "category_id": classes[obj_id] + 1,
+                "iscrowd": 0,
+                "width": video.width,
+                "height": video.height,
+                "length": 1,
+                "segmentations": tracks[obj_id]["seg"],
+                "bboxes": tracks[obj_id]["box"],
+                "areas": tracks[obj_id]["area"],
+            }
+        )
     name = video_name(annotation, options.name)
-    write_json(target, {
-        "info": {"description": f"{name}: napari-sam2-track annotations"},
-        "licenses": [],
-        "videos": [{
-            "id": 1, "width": video.width, "height": video.height, "length": n,
-            "file_names": [f"{name}/{frame_file(f, '.jpg')}" for f in range(n)],
-        }],
-        "categories": categories(annotation),
-        "annotations": annotations,
-    })  # fmt: skip
+    write_json(
+        target,
+        {
+            "info": {"description": f"{name}: napari-sam2-track annotations"},
+            "licenses": [],
+            "videos": [
+                {
+                    "id": 1,
+                    "width": video.width,
+                    "height": video.height,
+                    "length": n,
+                    "file_names": [f"{name}/{frame_file(f, '.jpg')}" for f in range(n)],
+                }
+            ],
+            "categories": categories(annotation),
+            "annotations": annotations,
+        },
+    )
