@@ -17,8 +17,10 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
+from .errors import UserError
 
-class VideoReadError(ValueError):
+
+class VideoReadError(UserError):
     """A file that cannot be read as a video; the message is one sentence for the user."""
 
 

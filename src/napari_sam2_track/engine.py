@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .errors import UserError
 from .model_input import ModelFrames
 from .prompts import FramePrompt, PromptError, PromptSet
 from .results import ObjectMask, TrackResults
@@ -73,7 +74,7 @@ class Propagation(Iterator[FrameResult]):
         self._frames.close()
 
 
-class SessionBusyError(RuntimeError):
+class SessionBusyError(UserError):
     """The session is propagating; prompts can change once it finishes or is stopped."""
 
 

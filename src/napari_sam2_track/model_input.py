@@ -13,13 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UserError
+
 # SAM 2 was trained on ImageNet-normalised RGB (sam2.utils.misc.load_video_frames).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _SAMPLE_FRAMES = 16
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """Image data that cannot be tracked; the message is one sentence for the user."""
 
 

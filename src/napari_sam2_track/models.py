@@ -17,6 +17,8 @@ from typing import Any
 import platformdirs
 import pooch
 
+from .errors import UserError
+
 CACHE_ENV = "NAPARI_SAM2_TRACK_CACHE"
 DEFAULT_MODEL = "sam2.1_hiera_tiny"
 # Shipped with the package; trained only on napari_sam2_track.synthetic's videos.
@@ -32,7 +34,7 @@ BUNDLED_DIR = Path(__file__).parent / "mini"
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint could not be found, downloaded, verified or loaded."""
 
 

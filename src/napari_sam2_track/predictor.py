@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import UserError
 from .hole_filling import hole_area, supply_connected_components
 from .models import DEFAULT_MODEL, get_model
 
@@ -29,7 +30,7 @@ _SAM2_MULTIMASK_FALLBACK = [
 ]
 
 
-class ModelSetupError(ValueError):
+class ModelSetupError(UserError):
     """A model that cannot be built as asked; the message is one sentence for the user."""
 
 

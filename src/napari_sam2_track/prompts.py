@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import UserError
+
 POSITIVE, NEGATIVE = 1, 0
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
     """A prompt that cannot be used; the message is one sentence for the user."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .prompts import FramePrompt, PromptSet
 from .results import ObjectMask, TrackResults, decode_mask, encode_mask
 from .video_ref import VideoRef
@@ -36,7 +37,7 @@ MANIFEST = "session.json"
 CHUNK_FRAMES = 100
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """A session folder that cannot be loaded; the message is one sentence for the user."""
 
 

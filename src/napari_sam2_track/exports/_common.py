@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..results import ObjectMask
 from ..store import Annotation
 
@@ -23,7 +24,7 @@ DEFAULT_CLASS = "object"
 JPEG_QUALITY = 95
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that cannot be made as asked; the message is one sentence for the user."""
 
 
