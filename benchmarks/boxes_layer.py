@@ -24,7 +24,7 @@ def measure(n_frames: int, n_objects: int) -> tuple[float, float]:
     from napari_sam2_track import models
     from napari_sam2_track.controller import TrackerController
     from napari_sam2_track.engine import TrackingSession
-    from napari_sam2_track.predictor import build_model
+    from napari_sam2_track.sam2_backend import build_model
 
     height, width = 48, 64
     frames = np.zeros((n_frames, height, width, 3), np.uint8)

@@ -76,7 +76,7 @@ def measure_speed(image_size: int, device: str, n_frames: int, workdir: Path) ->
 
     from napari_sam2_track.engine import TrackingSession
     from napari_sam2_track.frame_folder import ImageFolderFrames
-    from napari_sam2_track.predictor import build_model
+    from napari_sam2_track.sam2_backend import build_model
 
     video = make_video(workdir / f"speed_{n_frames}.mp4", n_frames)
     jpegs = workdir / f"speed_{n_frames}_jpg"
@@ -91,7 +91,7 @@ def measure_speed(image_size: int, device: str, n_frames: int, workdir: Path) ->
 
     # SAM 2 as its README uses it (frames preloaded from a JPEG folder).
     predictor = model.predictor
-    with model.autocast():
+    with model.calls():
         state = predictor.init_state(str(jpegs))
         predictor.add_new_points_or_box(state, 0, 1, points=point, labels=label)
         raw = timed(predictor.propagate_in_video(state))
@@ -105,7 +105,7 @@ def measure_speed(image_size: int, device: str, n_frames: int, workdir: Path) ->
 _MEMORY_PROBE = """
 import json, resource, sys, torch
 from napari_sam2_track.engine import TrackingSession
-from napari_sam2_track.predictor import build_model
+from napari_sam2_track.sam2_backend import build_model
 from napari_sam2_track.video import VideoFrames
 torch.manual_seed(0)
 model = build_model(image_size=int(sys.argv[2]), random_weights=True, device=sys.argv[3])

@@ -85,12 +85,26 @@ def sequential_decode(path: Path) -> np.ndarray:
     return np.stack([np.frombuffer(b, np.uint8).reshape(height, width, 3) for b in reader])
 
 
+RANDOM_MODEL_SIZE = 128
+
+
+@pytest.fixture(scope="session")
+def random_model():
+    """SAM 2.1 tiny with random weights at a small input size, for plumbing tests."""
+    import torch
+
+    from napari_sam2_track.sam2_backend import build_model
+
+    torch.manual_seed(0)
+    return build_model(image_size=RANDOM_MODEL_SIZE, random_weights=True, device="cpu")
+
+
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory) -> Path:
     """A SAM 2.1 tiny checkpoint file with random weights, in SAM 2's own format."""
     import torch
 
-    from napari_sam2_track.predictor import build_model
+    from napari_sam2_track.sam2_backend import build_model
 
     torch.manual_seed(0)
     model = build_model(image_size=128, random_weights=True, device="cpu")

@@ -42,7 +42,7 @@ CARRY_SEED, CARRY_OBJECT, CARRY_FRAME = 435, 4, 7
 
 @pytest.fixture(scope="module")
 def mini():
-    from napari_sam2_track.predictor import build_model
+    from napari_sam2_track.sam2_backend import build_model
 
     return build_model(models.SYNTHETIC_MODEL, device="cpu")
 

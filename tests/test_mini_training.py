@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_sam2_track.predictor import ModelSetupError
+from napari_sam2_track.sam2_backend import ModelSetupError
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 SCRIPT = TOOLS / "train_mini_sam2.py"

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from napari_sam2_track.predictor import (
+from napari_sam2_track.sam2_backend import (
     LoadedModel,
     ModelSetupError,
     build_model,
@@ -48,10 +48,13 @@ def test_unknown_device_and_bad_image_size_are_refused():
 
 
 def test_bfloat16_autocast_on_cuda_only():
-    cpu = LoadedModel(None, "m", torch.device("cpu"), 128, None)
-    assert not isinstance(cpu.autocast(), torch.autocast)
+    from napari_sam2_track.sam2_backend.compat import autocast_for
+
+    with LoadedModel(None, "m", torch.device("cpu"), 128, None).calls():
+        assert not torch.is_autocast_enabled("cpu")
+    assert not isinstance(autocast_for(torch.device("cpu")), torch.autocast)
     with pytest.warns(UserWarning) if not torch.cuda.is_available() else _nothing():
-        cuda = LoadedModel(None, "m", torch.device("cuda"), 128, None).autocast()
+        cuda = autocast_for(torch.device("cuda"))
     assert isinstance(cuda, torch.autocast)
     assert cuda.fast_dtype == torch.bfloat16
 
@@ -123,7 +126,7 @@ def test_host_hydra_keeps_its_own_config(tmp_path):
     out = _run_python(f"""
         from hydra import compose, initialize_config_dir
         initialize_config_dir(config_dir={str(tmp_path)!r}, version_base="1.2")
-        from napari_sam2_track.predictor import build_model
+        from napari_sam2_track.sam2_backend import build_model
         build_model(image_size=128, random_weights=True, device="cpu")
         print(compose(config_name="host").answer)
     """)
@@ -133,7 +136,7 @@ def test_host_hydra_keeps_its_own_config(tmp_path):
 def test_hydra_is_left_uninitialised_for_a_host_that_comes_later(tmp_path):
     (tmp_path / "host.yaml").write_text("answer: 7\n")
     out = _run_python(f"""
-        from napari_sam2_track.predictor import build_model
+        from napari_sam2_track.sam2_backend import build_model
         build_model(image_size=128, random_weights=True, device="cpu")
         from hydra import compose, initialize_config_dir
         initialize_config_dir(config_dir={str(tmp_path)!r}, version_base="1.2")
@@ -146,7 +149,7 @@ def test_importing_the_plugin_does_not_import_torch_or_sam2():
     out = _run_python("""
         import sys
         import napari_sam2_track, napari_sam2_track._reader, napari_sam2_track._widget
-        import napari_sam2_track.engine, napari_sam2_track.predictor, napari_sam2_track.models
+        import napari_sam2_track.engine, napari_sam2_track.sam2_backend, napari_sam2_track.models
         print(sorted(m for m in ("torch", "sam2") if m in sys.modules))
     """)
     assert out.strip() == "[]"

@@ -150,9 +150,9 @@ def test_seed_workflow_end_to_end(
     click(c.prompts_layer, (0, 60, 40))
     click(c.prompts_layer, (0, 10, 150), button=2)
     wait_previews(qtbot, c)
-    sam2_points = session._state["point_inputs_per_obj"][0][0]
-    assert sam2_points["point_labels"][0].tolist() == [1, NEGATIVE]
-    np.testing.assert_allclose(sam2_points["point_coords"][0][:, 0] * 160 / 128, [40, 150])
+    coords, labels = session.tracker.point_prompt(0, 1)
+    assert labels.tolist() == [1, NEGATIVE]
+    np.testing.assert_allclose(coords[:, 0] * 160 / 128, [40, 150], rtol=1e-5)
     assert session.results.frames() == [0]
 
     propagate(qtbot, widget)
@@ -208,7 +208,7 @@ def test_seed_workflow_end_to_end(
     assert c.objects == names
     assert {o: rles(c, c.session.results.frames_of(o), o) for o in (1, 2)} == saved
     assert len(c.prompts_layer.data) == 4
-    assert sorted(c.session._state["obj_ids"]) == [1, 2]
+    assert sorted(c.session.tracker.object_ids) == [1, 2]
     wait_previews(qtbot, c)
     assert c.session.pending_frames == []
     viewer.dims.set_current_step(0, 14)
@@ -326,7 +326,7 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     viewer.dims.set_current_step(0, 2)
     widget.mask_prompt.clicked()
     wait_previews(qtbot, c)
-    assert 2 in c.session._state["mask_inputs_per_obj"][0]
+    assert 2 in c.session.tracker.prompted_frames(1)["mask"]
 
 
 def test_fill_bucket_and_polygon_edits_become_the_truth(

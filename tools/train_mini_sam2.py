@@ -195,7 +195,11 @@ def build_training_model(image_size: int | None = None) -> torch.nn.Module:
     ``image_size`` when given (the weights fit every size: only the grids change)."""
     from omegaconf import OmegaConf
 
-    from napari_sam2_track.predictor import check_image_size, compose_sam2_config, instantiate_sam2
+    from napari_sam2_track.sam2_backend.build import (
+        check_image_size,
+        compose_sam2_config,
+        instantiate_sam2,
+    )
 
     check_image_size(image_size)
     overrides = [] if image_size is None else [f"++model.image_size={image_size}"]

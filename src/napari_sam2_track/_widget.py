@@ -465,7 +465,7 @@ def _export(annotation, export_format, target, write_images):
 
 @thread_worker
 def _load_model(name, checkpoint, device, image_size, download):
-    from .predictor import build_model
+    from .sam2_backend import build_model
 
     checkpoint = checkpoint if checkpoint and str(checkpoint) not in ("", ".") else None
     return build_model(name, checkpoint, device, image_size, progress=download)

@@ -55,13 +55,3 @@ def has_sam2_extension() -> bool:
         return importlib.util.find_spec("sam2._C") is not None
     except ImportError:
         return False
-
-
-def supply_connected_components() -> None:
-    """Give sam2 the SciPy connected components where its CUDA extension is missing
-    (sam2 looks the function up in ``sam2.utils.misc`` on every call)."""
-    if has_sam2_extension():
-        return
-    import sam2.utils.misc
-
-    sam2.utils.misc.get_connected_components = connected_components

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
-from .hole_filling import hole_area, supply_connected_components
-from .models import DEFAULT_MODEL, get_model
+from ..errors import UserError
+from ..models import DEFAULT_MODEL, get_model
+from .compat import check_sam2_version, sam2_calls
+from .hole_filling import hole_area
 
 if TYPE_CHECKING:
     import torch
+
+    from ..model_input import ModelFrames
+    from ..tracking_backend import StoredMask
+    from .tracker import Sam2Tracker
 
 # What sam2.build_sam.build_sam2_video_predictor applies on top of the configs.
 _SAM2_POSTPROCESSING = ["++model.binarize_mask_from_pts_for_mem_enc=true"]
@@ -44,13 +49,23 @@ class LoadedModel:
     image_size: int
     checkpoint: Path | None
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast on CUDA (as SAM 2 is meant to run); full precision elsewhere."""
-        import torch
+    def calls(self) -> contextlib.AbstractContextManager:
+        """The context every call into sam2 runs in (see :func:`.compat.sam2_calls`)."""
+        return sam2_calls(self.device)
 
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def start_tracking(
+        self,
+        frames: ModelFrames,
+        stored_mask: StoredMask,
+        prompts_supersede_memory: bool = True,
+        offload_state_to_cpu: bool = False,
+    ) -> Sam2Tracker:
+        """A tracker of ``frames``; ``stored_mask(frame, obj_id)`` gives the kept masks."""
+        from .tracker import Sam2Tracker
+
+        return Sam2Tracker(
+            self, frames, stored_mask, prompts_supersede_memory, offload_state_to_cpu
+        )
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -99,17 +114,10 @@ def import_sam2() -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     was_initialised = GlobalHydra.instance().is_initialized()
-    import sam2.sam2_video_predictor as video_predictor
+    import sam2.sam2_video_predictor  # noqa: F401
 
     if not was_initialised:
         GlobalHydra.instance().clear()
-    # propagate_in_video draws its own tqdm bar on stderr for every call; callers here
-    # show progress their own way (napari's activity dock, the command line's bar).
-    video_predictor.tqdm = _silent_tqdm
-
-
-def _silent_tqdm(iterable, *args, **kwargs):
-    return iterable
 
 
 def compose_sam2_config(
@@ -189,10 +197,11 @@ def build_model(
     """
     from omegaconf import OmegaConf
 
-    from .models import BUNDLED_DIR, ensure_checkpoint, load_checkpoint_weights
+    from ..models import BUNDLED_DIR, ensure_checkpoint, load_checkpoint_weights
 
     spec = get_model(model)
     check_image_size(image_size)
+    check_sam2_version()
     torch_device = resolve_device(device)
     path = None
     if not random_weights:
@@ -209,7 +218,6 @@ def build_model(
     if image_size is not None:
         overrides.append(f"++model.image_size={image_size}")
     import_sam2()
-    supply_connected_components()
     config = compose_sam2_config(spec.config, overrides, BUNDLED_DIR if spec.bundled else None)
     OmegaConf.resolve(config)
     predictor = instantiate_sam2(config.model)
@@ -219,11 +227,4 @@ def build_model(
     predictor = predictor.to(torch_device).eval()
     if torch_device.type != "cuda":
         _match_memory_dtype(predictor)
-    if torch_device.type == "cuda":
-        import torch
-
-        # SAM 2's own notebooks enable TF32 on Ampere and newer.
-        if torch.cuda.get_device_properties(torch_device).major >= 8:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
     return LoadedModel(predictor, spec.name, torch_device, predictor.image_size, path)

@@ -1,0 +1,77 @@
+"""Planning a propagation: which passes run, from where, over which frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from .prompts import PromptError
+from .results import ObjectMask
+
+Direction = Literal["forward", "backward", "both"]
+DIRECTIONS = ("forward", "backward", "both")
+FrameResult = tuple[int, dict[int, ObjectMask]]
+Pass = tuple[int, int, bool]  # anchor, frames after it, reverse
+
+
+def pass_frames(anchor: int, count: int, reverse: bool) -> range:
+    """The frames a pass visits (a reverse pass from frame 0 visits none, as in SAM 2)."""
+    if reverse:
+        return range(anchor, anchor - count - 1, -1) if anchor > 0 else range(0)
+    return range(anchor, anchor + count + 1)
+
+
+def plan_passes(
+    direction: Direction,
+    low: int,
+    high: int,
+    anchors: Sequence[int],
+    start: int | None = None,
+    end: int | None = None,
+) -> list[Pass]:
+    """The passes of a propagation over frames ``low`` to ``high`` from ``anchors``
+    (dirty, else prompted frames, sorted); an explicit ``start``/``end`` is where a
+    forward/backward pass begins."""
+    if direction == "forward":
+        first = start if start is not None else (list(anchors) or [low])[0]
+        return [(first, high - first, False)]
+    if direction == "backward":
+        last = end if end is not None else (list(anchors) or [high])[-1]
+        return [(last, last - low, True)]
+    middle = (list(anchors) or [low])[0]
+    return [(middle, high - middle, False), (middle, middle - low, True)]
+
+
+class Propagation(Iterator[FrameResult]):
+    """The frames of one propagation as they are computed; ``total`` is how many."""
+
+    def __init__(self, frames: Iterator[FrameResult], total: int):
+        self._frames = frames
+        self.total = total
+
+    def __next__(self) -> FrameResult:
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+def check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise PromptError(f"direction must be one of {', '.join(DIRECTIONS)}.")
+
+
+def frame_range(start: int | None, end: int | None, n_frames: int) -> tuple[int, int]:
+    """The first and last frame of a propagation over ``start`` to ``end`` (inclusive)."""
+    low = 0 if start is None else int(start)
+    high = n_frames - 1 if end is None else int(end)
+    if not 0 <= low <= high < n_frames:
+        raise PromptError(
+            f"frames {low} to {high} are not a range of this video's frames 0 to {n_frames - 1}."
+        )
+    return low, high
+
+
+def count_frames(passes: list[Pass]) -> int:
+    """How many distinct frames the passes visit."""
+    return len(set().union(*(pass_frames(*p) for p in passes)))
