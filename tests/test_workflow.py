@@ -16,7 +16,7 @@ from napari.utils.interactions import mouse_press_callbacks, mouse_release_callb
 
 from napari_sam2_track import models
 from napari_sam2_track.controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
-from napari_sam2_track.layer_data import corners_to_box
+from napari_sam2_track.layers import corners_to_box
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import deepest_point, make_synthetic_video

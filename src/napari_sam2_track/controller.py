@@ -29,7 +29,7 @@ from qtpy.QtCore import QTimer
 
 from .engine import SessionBusyError, TrackingSession
 from .label_volume import LabelVolume, fold_painted_frame
-from .layer_data import (
+from .layers import (
     box_layer_data,
     changed_prompts,
     next_frame_to_review,

@@ -11,7 +11,7 @@ from napari.utils.notifications import show_info
 
 from .autosave import find_autosave
 from .label_volume import LabelVolume
-from .layer_data import box_layer_data
+from .layers import box_layer_data
 from .store import Annotation, StoreError, load_session
 from .video import open_video
 from .video_ref import VideoRef
