@@ -274,10 +274,11 @@ class TrackerWidget(Container):
             session.restore(annotation.prompts, annotation.results, annotation.pending_frames)
             for warning in annotation.warnings:
                 show_warning(f"While restoring: {warning}")
-        objects = annotation.objects if annotation is not None else None
-        self.controller = TrackerController(self._viewer, layer, session, objects, folder)
+        registry = annotation.objects if annotation is not None else None
+        self.controller = TrackerController(self._viewer, layer, session, registry, folder)
         self.controller.follow = self.follow.value
         self.controller.objects_changed.connect(self._refresh_objects)
+        self.controller.propagation_finished.connect(self._update_enabled)
         # Closing napari (or crashing after a propagation) must not lose work.
         controller = self.controller
         self.native.destroyed.connect(lambda *_: controller.autosave())
@@ -299,9 +300,7 @@ class TrackerWidget(Container):
         start = self.first_frame.value if self.limit.value else None
         end = self.last_frame.value if self.limit.value else None
         worker = self.controller.propagate(self.direction.value, start, end)
-        if worker is not None:
-            worker.finished.connect(self._update_enabled)
-            self._update_enabled()
+        self._update_enabled()
         return worker
 
     def _on_follow(self, value: bool) -> None:
@@ -321,14 +320,15 @@ class TrackerWidget(Container):
 
     def _refresh_objects(self) -> None:
         c = self.controller
-        choices = [(f"{o} · {info.name}", o) for o, info in sorted(c.objects.items())]
+        registry = c.annotation_model.registry
+        choices = [(f"{o} · {info.name}", o) for o, info in sorted(registry.items())]
         with self.object.changed.blocked():
             self.object.choices = choices
             self.object.value = c.current_object
         # The object's colour, as in the masks layer and on its prompt points.
         red, green, blue = (int(v * 255) for v in c.object_color(c.current_object)[:3])
         self.object.native.setStyleSheet(f"border-left: 8px solid rgb({red},{green},{blue});")
-        info = c.objects[c.current_object]
+        info = registry[c.current_object]
         with self.object_name.changed.blocked(), self.object_class.changed.blocked():
             self.object_name.value, self.object_class.value = info.name, info.category
 
