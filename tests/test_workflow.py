@@ -244,6 +244,28 @@ def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
     assert c.session.results.frames() == list(range(N_FRAMES))
 
 
+def test_a_propagation_without_prompts_says_why_in_one_sentence(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    viewer = make_napari_viewer()
+    widget, _ = start(viewer, qtbot, random_checkpoint, video_file)
+    warnings: list[str] = []
+
+    def record(notification):  # warnings and errors, a traceback's among them
+        if notification.severity >= NotificationSeverity.WARNING:
+            warnings.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    try:
+        run_propagation(qtbot, widget)
+    finally:
+        notification_manager.notification_ready.disconnect(record)
+    assert warnings == ["There is nothing to propagate: add a prompt first."]
+    assert widget.propagate.enabled
+
+
 def test_viewer_stays_responsive_while_propagating(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):

@@ -22,8 +22,12 @@ from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QApplication
 
+from .engine import DIRECTIONS
+from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
+from .notices import show_failure
 from .prompts import NEGATIVE, POSITIVE
+from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
 
 if TYPE_CHECKING:
@@ -93,7 +97,7 @@ class TrackerWidget(Container):
             value=POSITIVE,
             orientation="horizontal",
         )
-        self.direction = ComboBox(label="Direction", choices=["forward", "backward", "both"])
+        self.direction = ComboBox(label="Direction", choices=list(DIRECTIONS))
         self.limit = CheckBox(text="Only frames", value=False)
         self.first_frame = SpinBox(label="from", min=0, max=0)
         self.last_frame = SpinBox(label="to", min=0, max=0)
@@ -292,7 +296,7 @@ class TrackerWidget(Container):
     def _model_failed(self, exc: Exception) -> None:
         self.status.value = "No model loaded."
         self.start.enabled = True
-        show_warning(f"Could not load SAM 2: {exc}")
+        show_failure("Loading SAM 2", exc)
 
     def run_propagation(self):
         if self.controller is None:
@@ -361,8 +365,11 @@ class TrackerWidget(Container):
             return None
         try:
             path = self.controller.save(Path(folder))
-        except (OSError, ValueError) as exc:
+        except UserError as exc:
             show_warning(f"Could not save the session: {exc}")
+            return None
+        except OSError as exc:  # a full disk or a folder one may not write to
+            show_warning(f"Could not save the session in {folder}: {exc.strerror or exc}.")
             return None
         show_info(f"Saved the session to {path}.")
         return path
@@ -375,18 +382,18 @@ class TrackerWidget(Container):
         own video and layers.
         """
         from .session_io import SESSION_KEY
-        from .store import StoreError, load_session
+        from .store import is_session_folder, load_session
         from .video_ref import VideoRef
 
         folder = self.folder.value
-        if not folder or not Path(folder, "session.json").is_file():
-            show_warning("Choose a session folder (one holding session.json) to open.")
+        if not folder or not is_session_folder(folder):
+            show_warning(f"Choose a session folder (one holding {MANIFEST}) to open.")
             return
         layer = self.video_layer.value
         if self.controller is None and layer is not None and layer.ndim >= 3:
             try:
                 stored = load_session(folder)
-            except StoreError as exc:
+            except UserError as exc:
                 show_warning(f"Could not open the session: {exc}")
                 return
             video = VideoRef.from_source(layer.data, layer.metadata.get("source_path"))
@@ -411,7 +418,7 @@ class TrackerWidget(Container):
         )
         worker.yielded.connect(lambda step: _show_progress(bar, *step))
         worker.returned.connect(lambda path: show_info(f"Exported to {path}."))
-        worker.errored.connect(lambda exc: show_warning(f"Export failed: {exc}"))
+        worker.errored.connect(lambda exc: show_failure("Export", exc))
         worker.finished.connect(bar.close)
         worker.start()
         return worker
@@ -428,7 +435,8 @@ def _show_progress(bar, done: int, total: int) -> None:
     bar.update(done - bar.n)
 
 
-@thread_worker
+# Errors go to the errored handlers only, not also re-raised on the main thread.
+@thread_worker(ignore_errors=True)
 def _export(annotation, export_format, target, write_images):
     """Yields (done, total) while the export is written; returns the path written."""
     import queue
@@ -463,7 +471,7 @@ def _export(annotation, export_format, target, write_images):
     return outcome["path"]
 
 
-@thread_worker
+@thread_worker(ignore_errors=True)
 def _load_model(name, checkpoint, device, image_size, download):
     from .predictor import build_model
 

@@ -27,7 +27,7 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from .annotation_model import AnnotationModel
-from .engine import SessionBusyError, TrackingSession
+from .engine import TrackingSession
 from .label_volume import LabelVolume, fold_painted_frame
 from .layers import (
     BOXES_LAYER,
@@ -43,6 +43,7 @@ from .layers import (
     prompts_from_layer,
     prompts_layer_kwargs,
 )
+from .notices import show_failure
 from .prompt_queue import (
     FrameTracked,
     PromptQueue,
@@ -303,7 +304,7 @@ class TrackerController:
         worker = _preview_worker(self.session, self.queue)
         worker.yielded.connect(lambda frame: self.refresh_frames([frame]))
         worker.finished.connect(self._previews_done)
-        worker.errored.connect(lambda exc: show_warning(f"Preview failed: {exc}"))
+        worker.errored.connect(lambda exc: show_failure("Preview", exc))
         self._preview_worker = worker
         worker.start()
 
@@ -353,11 +354,7 @@ class TrackerController:
         self.propagation_progressed.emit(message)
 
     def _propagation_failed(self, exc: Exception) -> None:
-        text = str(exc)
-        if isinstance(exc, PromptError | SessionBusyError | ValueError):
-            show_warning(text[:1].upper() + text[1:])
-        else:
-            show_warning(f"Propagation failed: {text}")
+        show_failure("Propagation", exc)
 
     def _propagation_done(self, bar) -> None:
         bar.close()
@@ -468,11 +465,12 @@ class TrackerController:
             return None
 
 
-@thread_worker
+# Errors go to the errored handlers only, not also re-raised on the main thread.
+@thread_worker(ignore_errors=True)
 def _preview_worker(session: TrackingSession, queue: PromptQueue):
     yield from queue.apply(session)
 
 
-@thread_worker
+@thread_worker(ignore_errors=True)
 def _propagation_worker(session, queue, direction, start, end):
     yield from propagation_messages(session, queue, direction, start, end)
