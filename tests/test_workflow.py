@@ -6,6 +6,7 @@ save, close, restore and continue.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -484,9 +485,9 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     widget.export_format.value = "coco"
     widget.export_to.value = tmp_path / "coco.json"
-    worker = widget.run_export()
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
+    with qtbot.waitSignal(widget.export_finished, timeout=WAIT_MS):
+        widget.run_export()
+        gc.collect()  # what reports the progress must outlive its caller's references
     coco = COCO(str(tmp_path / "coco.json"))
     for ann in coco.loadAnns(coco.getAnnIds()):
         stored = c.session.results.get(ann["image_id"] - 1, ann["track_id"])

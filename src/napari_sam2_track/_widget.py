@@ -20,6 +20,9 @@ from magicgui.widgets import (
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
+from psygnal import Signal
+from qtpy.QtCore import QObject
+from qtpy.QtCore import Signal as QtSignal
 from qtpy.QtWidgets import QApplication
 
 from .engine import DIRECTIONS
@@ -58,6 +61,9 @@ def describe_video_layer(layer) -> str:
 
 class TrackerWidget(Container):
     """Video and model choice, objects, propagation, review and saving."""
+
+    #: Emitted when an export has ended, written or not.
+    export_finished = Signal()
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
@@ -413,13 +419,22 @@ class TrackerWidget(Container):
             return None
         annotation = self.controller.annotation()
         bar = progress(total=0, desc=f"Exporting {self.export_format.value}")
+        # Made here, so the writer thread's reports reach the bar on this thread.
+        relay = ProgressRelay()
+        relay.advanced.connect(lambda done, total: _show_progress(bar, done, total))
         worker = _export(
-            annotation, self.export_format.value, Path(target), self.export_images.value
+            annotation,
+            self.export_format.value,
+            Path(target),
+            self.export_images.value,
+            relay.advanced.emit,
         )
-        worker.yielded.connect(lambda step: _show_progress(bar, *step))
         worker.returned.connect(lambda path: show_info(f"Exported to {path}."))
         worker.errored.connect(lambda exc: show_failure("Export", exc))
         worker.finished.connect(bar.close)
+        # A lambda, not the bound method: it holds the relay until the export ends.
+        worker.finished.connect(lambda: relay.deleteLater())
+        worker.finished.connect(self.export_finished.emit)
         worker.start()
         return worker
 
@@ -435,40 +450,19 @@ def _show_progress(bar, done: int, total: int) -> None:
     bar.update(done - bar.n)
 
 
+class ProgressRelay(QObject):
+    """Carries ``(done, total)`` from a worker thread to the thread that made it."""
+
+    advanced = QtSignal(int, int)
+
+
 # Errors go to the errored handlers only, not also re-raised on the main thread.
 @thread_worker(ignore_errors=True)
-def _export(annotation, export_format, target, write_images):
-    """Yields (done, total) while the export is written; returns the path written."""
-    import queue
-    import threading
-
+def _export(annotation, export_format, target, write_images, report):
+    """Write the export, calling ``report(done, total)`` as it goes; returns the path."""
     from .exports import export
 
-    steps: queue.SimpleQueue = queue.SimpleQueue()
-    outcome: dict = {}
-
-    def run():  # the writers report progress through a callback, not as a generator
-        try:
-            outcome["path"] = export(
-                annotation,
-                export_format,
-                target,
-                lambda done, total: steps.put((done, total)),
-                write_images=write_images,
-            )
-        except Exception as exc:  # handed to the worker's errored signal below
-            outcome["error"] = exc
-
-    writer = threading.Thread(target=run, daemon=True)
-    writer.start()
-    while writer.is_alive() or not steps.empty():
-        try:
-            yield steps.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["path"]
+    return export(annotation, export_format, target, report, write_images=write_images)
 
 
 @thread_worker(ignore_errors=True)
