@@ -10,7 +10,8 @@ The session, not the layers, holds the work: a layer removed by hand loses nothi
 comes back (with the video, if that went too) at the next propagation or object change.
 
 SAM 2 only ever runs in worker threads; layers are touched only in the handlers that
-napari's workers call on the main thread.
+napari's workers call on the main thread. The objects and saving belong to an
+:class:`AnnotationModel`, prompt edits waiting for SAM 2 to a :class:`PromptQueue`.
 """
 
 from __future__ import annotations
