@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,14 @@ from napari_sam2_track.video import VideoFrames
 from conftest import counting_frames, write_video
 
 PLUGIN = "napari-sam2-track"
+
+
+def test_the_top_level_manifest_is_the_packaged_one():
+    root = Path(__file__).resolve().parents[1]
+    packaged = root / "src" / "napari_sam2_track" / "napari.yaml"
+    assert not packaged.is_symlink()  # a Windows checkout would make it a text file
+    copy = root / "napari.yaml"
+    assert copy.read_bytes() == packaged.read_bytes(), f"copy {packaged} over {copy}"
 
 
 def test_installed_manifest_validates():

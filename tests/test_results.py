@@ -92,7 +92,7 @@ def test_prompt_set_and_frame_prompt_rules():
 
 
 def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
-    from napari_sam2_track.layer_data import box_layer_data, corners_to_box
+    from napari_sam2_track.layers import box_layer_data, corners_to_box
 
     results = TrackResults(n_frames=6, height=20, width=30)
     for frame in range(6):

@@ -6,6 +6,7 @@ save, close, restore and continue.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
 from napari_sam2_track import models
-from napari_sam2_track.controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
-from napari_sam2_track.layer_data import corners_to_box
+from napari_sam2_track.layers import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER, corners_to_box
+from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
@@ -72,24 +73,23 @@ def start_with_a_click(make_napari_viewer, qtbot, checkpoint, path):
 
 
 def wait_previews(qtbot, controller):
-    qtbot.waitUntil(lambda: not controller.previewing and not controller._pending, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not controller.previewing and not controller.queue, timeout=WAIT_MS)
 
 
 def propagate(qtbot, widget, **options):
     for name, value in options.items():
         getattr(widget, name).value = value
-    worker = widget.run_propagation()
-    assert worker is not None
-    wait_propagation(qtbot, widget.controller, worker)
+    return run_propagation(qtbot, widget)
+
+
+def run_propagation(qtbot, widget):
+    """Propagate from the widget until the viewer has taken in all the worker yielded;
+    the wait is armed before the worker starts, so a quick run cannot slip past it."""
+    with qtbot.waitSignal(widget.controller.propagation_finished, timeout=WAIT_MS):
+        worker = widget.run_propagation()
+        assert worker is not None
+    assert widget.controller.propagation_worker is None
     return worker
-
-
-def wait_propagation(qtbot, controller, worker):
-    """Until the worker is done and the viewer has taken in all it yielded: the test's
-    wait can end on the worker's thread before the viewer's thread has caught up."""
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
-    qtbot.waitUntil(lambda: controller.propagation_worker is None, timeout=WAIT_MS)
 
 
 def rles(controller, frames, obj_id):
@@ -183,7 +183,8 @@ def test_seed_workflow_end_to_end(
     assert_layers_match_results(c)
     widget.object_name.value = "red cup"
     widget.object_class.value = "cup"
-    assert c.objects[1].name == "red cup" and c.objects[1].category == "cup"
+    registry = c.annotation_model.registry
+    assert registry[1].name == "red cup" and registry[1].category == "cup"
     boxes = c.boxes_layer.features
     assert set(boxes["name"][boxes["obj_id"] == 1]) == {"red cup"}
     assert set(boxes["name"][boxes["obj_id"] == 2]) == {"object 2"}
@@ -197,7 +198,7 @@ def test_seed_workflow_end_to_end(
     widget.folder.value = tmp_path / "shapes.session"
     assert widget.save_session() == tmp_path / "shapes.session"
     saved = {o: rles(c, session.results.frames_of(o), o) for o in (1, 2)}
-    names = dict(c.objects)
+    names = dict(c.annotation_model.registry)
     viewer.close()
 
     viewer = make_napari_viewer()
@@ -205,7 +206,7 @@ def test_seed_workflow_end_to_end(
     assert [layer.name for layer in layers] == ["shapes", PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER]
     assert len(layers[1].data) == 4
     widget, c = start(viewer, qtbot, random_checkpoint)
-    assert c.objects == names
+    assert c.annotation_model.registry == names
     assert {o: rles(c, c.session.results.frames_of(o), o) for o in (1, 2)} == saved
     assert len(c.prompts_layer.data) == 4
     assert sorted(c.session.tracker.object_ids) == [1, 2]
@@ -224,24 +225,46 @@ def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
     _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
-    produced = []
+    produced, enabled = [], []
 
-    def on_frame(item):
-        if item[0] == "frame":
-            produced.append(item[1])
+    def on_frame(message):
+        if isinstance(message, FrameTracked):
+            produced.append(message.frame)
             if len(produced) == 3:
                 widget.cancel.clicked()
 
-    worker = widget.run_propagation()
-    worker.yielded.connect(on_frame)
-    assert widget.cancel.enabled and not widget.propagate.enabled
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
+    c.propagation_progressed.connect(on_frame)
+    with qtbot.waitSignal(c.propagation_finished, timeout=WAIT_MS):
+        widget.run_propagation()
+        enabled.append((widget.cancel.enabled, widget.propagate.enabled))
+    assert enabled == [(True, False)]
     assert 3 <= len(produced) <= 4
     assert c.session.results.frames() == sorted(produced)
     assert widget.propagate.enabled
     propagate(qtbot, widget)  # the session goes on
     assert c.session.results.frames() == list(range(N_FRAMES))
+
+
+def test_a_propagation_without_prompts_says_why_in_one_sentence(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    viewer = make_napari_viewer()
+    widget, _ = start(viewer, qtbot, random_checkpoint, video_file)
+    warnings: list[str] = []
+
+    def record(notification):  # warnings and errors, a traceback's among them
+        if notification.severity >= NotificationSeverity.WARNING:
+            warnings.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    try:
+        run_propagation(qtbot, widget)
+    finally:
+        notification_manager.notification_ready.disconnect(record)
+    assert warnings == ["There is nothing to propagate: add a prompt first."]
+    assert widget.propagate.enabled
 
 
 def test_viewer_stays_responsive_while_propagating(
@@ -264,11 +287,10 @@ def test_viewer_stays_responsive_while_propagating(
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
-    worker = widget.run_propagation()
-    last[0] = clock.elapsed()
-    timer.start()
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
+    with qtbot.waitSignal(c.propagation_finished, timeout=WAIT_MS):
+        widget.run_propagation()
+        last[0] = clock.elapsed()
+        timer.start()
     timer.stop()
     assert len(gaps) > 20
     assert max(gaps) < 100, f"the event loop stalled for {max(gaps)} ms"
@@ -374,14 +396,13 @@ def test_layers_removed_by_hand_lose_nothing_and_come_back(
     own = [layer.name for layer in viewer.layers]
     viewer.add_image(np.zeros((N_FRAMES, 8, 8)), name="another video")
 
-    def remove_layers(item):
-        if item == ("frame", 2):  # while SAM 2 still has frames to go
+    def remove_layers(message):
+        if message == FrameTracked(2):  # while SAM 2 still has frames to go
             for name in (MASKS_LAYER, BOXES_LAYER, PROMPTS_LAYER, c.video_layer.name):
                 viewer.layers.remove(name)
 
-    worker = widget.run_propagation()
-    worker.yielded.connect(remove_layers)
-    wait_propagation(qtbot, c, worker)
+    c.propagation_progressed.connect(remove_layers)
+    run_propagation(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == ["another video"]
     assert c.session.results.frames() == list(range(N_FRAMES))
 
@@ -464,9 +485,9 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     widget.export_format.value = "coco"
     widget.export_to.value = tmp_path / "coco.json"
-    worker = widget.run_export()
-    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
-        pass
+    with qtbot.waitSignal(widget.export_finished, timeout=WAIT_MS):
+        widget.run_export()
+        gc.collect()  # what reports the progress must outlive its caller's references
     coco = COCO(str(tmp_path / "coco.json"))
     for ann in coco.loadAnns(coco.getAnnIds()):
         stored = c.session.results.get(ann["image_id"] - 1, ann["track_id"])
@@ -605,6 +626,6 @@ def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer,
     widget.start_tracking()
     qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
     c = widget.controller
-    assert c.folder == tmp_path / "sample.session"
+    assert c.annotation_model.folder == tmp_path / "sample.session"
     assert rles(c, range(3), 1) == saved
     assert c.session.prompts.frames() == [0]

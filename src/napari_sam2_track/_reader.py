@@ -9,6 +9,8 @@ from napari.utils.notifications import show_error
 
 from ._ffmpeg import VideoReadError
 from .frame_folder import list_frame_files
+from .layers import video_layer_kwargs
+from .store import is_session_folder
 from .video import VIDEO_SUFFIXES, open_video
 
 LayerData = tuple
@@ -23,7 +25,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
             return None
         path = path[0]
     p = Path(path)
-    if p.is_dir() and (p / "session.json").is_file():
+    if is_session_folder(p):
         return read_session
     if p.is_dir():
         return read_video if list_frame_files(p) else None
@@ -33,14 +35,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
 def video_layer_data(path: str | Path) -> LayerData:
     """The (data, kwargs, "image") tuple of a video, without touching napari."""
     frames = open_video(path)
-    metadata = {"fps": frames.fps, "source_path": str(Path(path).resolve())}
-    kwargs = {
-        "name": frames.name,
-        "rgb": True,
-        "contrast_limits": [0, 255],
-        "metadata": metadata,
-    }
-    return frames, kwargs, "image"
+    return frames, video_layer_kwargs(frames.name, frames.fps, str(Path(path).resolve())), "image"
 
 
 def read_video(path: str | list[str]) -> list[LayerData]:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from .layers import video_layer_kwargs
 from .synthetic import SYNTHETIC_KEY, make_synthetic_video
 
 
 def make_sample_video() -> list[tuple]:
     video = make_synthetic_video()
-    kwargs = {
-        "name": "synthetic shapes",
-        "rgb": True,
-        "contrast_limits": [0, 255],
-        "metadata": {
-            "fps": video.fps,
-            "source_path": None,
-            "object_names": video.names,
-            SYNTHETIC_KEY: True,
-        },
-    }
-    return [(video.frames, kwargs, "image")]
+    metadata = {"object_names": video.names, SYNTHETIC_KEY: True}
+    return [
+        (
+            video.frames,
+            video_layer_kwargs("synthetic shapes", video.fps, None, **metadata),
+            "image",
+        )
+    ]

@@ -20,10 +20,17 @@ from magicgui.widgets import (
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
+from psygnal import Signal
+from qtpy.QtCore import QObject
+from qtpy.QtCore import Signal as QtSignal
 from qtpy.QtWidgets import QApplication
 
+from .engine import DIRECTIONS
+from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
+from .notices import show_failure
 from .prompts import NEGATIVE, POSITIVE
+from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
 
 if TYPE_CHECKING:
@@ -54,6 +61,9 @@ def describe_video_layer(layer) -> str:
 
 class TrackerWidget(Container):
     """Video and model choice, objects, propagation, review and saving."""
+
+    #: Emitted when an export has ended, written or not.
+    export_finished = Signal()
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
@@ -93,7 +103,7 @@ class TrackerWidget(Container):
             value=POSITIVE,
             orientation="horizontal",
         )
-        self.direction = ComboBox(label="Direction", choices=["forward", "backward", "both"])
+        self.direction = ComboBox(label="Direction", choices=list(DIRECTIONS))
         self.limit = CheckBox(text="Only frames", value=False)
         self.first_frame = SpinBox(label="from", min=0, max=0)
         self.last_frame = SpinBox(label="to", min=0, max=0)
@@ -274,10 +284,11 @@ class TrackerWidget(Container):
             session.restore(annotation.prompts, annotation.results, annotation.pending_frames)
             for warning in annotation.warnings:
                 show_warning(f"While restoring: {warning}")
-        objects = annotation.objects if annotation is not None else None
-        self.controller = TrackerController(self._viewer, layer, session, objects, folder)
+        registry = annotation.objects if annotation is not None else None
+        self.controller = TrackerController(self._viewer, layer, session, registry, folder)
         self.controller.follow = self.follow.value
         self.controller.objects_changed.connect(self._refresh_objects)
+        self.controller.propagation_finished.connect(self._update_enabled)
         # Closing napari (or crashing after a propagation) must not lose work.
         controller = self.controller
         self.native.destroyed.connect(lambda *_: controller.autosave())
@@ -291,7 +302,7 @@ class TrackerWidget(Container):
     def _model_failed(self, exc: Exception) -> None:
         self.status.value = "No model loaded."
         self.start.enabled = True
-        show_warning(f"Could not load SAM 2: {exc}")
+        show_failure("Loading SAM 2", exc)
 
     def run_propagation(self):
         if self.controller is None:
@@ -299,9 +310,7 @@ class TrackerWidget(Container):
         start = self.first_frame.value if self.limit.value else None
         end = self.last_frame.value if self.limit.value else None
         worker = self.controller.propagate(self.direction.value, start, end)
-        if worker is not None:
-            worker.finished.connect(self._update_enabled)
-            self._update_enabled()
+        self._update_enabled()
         return worker
 
     def _on_follow(self, value: bool) -> None:
@@ -321,14 +330,15 @@ class TrackerWidget(Container):
 
     def _refresh_objects(self) -> None:
         c = self.controller
-        choices = [(f"{o} · {info.name}", o) for o, info in sorted(c.objects.items())]
+        registry = c.annotation_model.registry
+        choices = [(f"{o} · {info.name}", o) for o, info in sorted(registry.items())]
         with self.object.changed.blocked():
             self.object.choices = choices
             self.object.value = c.current_object
         # The object's colour, as in the masks layer and on its prompt points.
         red, green, blue = (int(v * 255) for v in c.object_color(c.current_object)[:3])
         self.object.native.setStyleSheet(f"border-left: 8px solid rgb({red},{green},{blue});")
-        info = c.objects[c.current_object]
+        info = registry[c.current_object]
         with self.object_name.changed.blocked(), self.object_class.changed.blocked():
             self.object_name.value, self.object_class.value = info.name, info.category
 
@@ -361,8 +371,11 @@ class TrackerWidget(Container):
             return None
         try:
             path = self.controller.save(Path(folder))
-        except (OSError, ValueError) as exc:
+        except UserError as exc:
             show_warning(f"Could not save the session: {exc}")
+            return None
+        except OSError as exc:  # a full disk or a folder one may not write to
+            show_warning(f"Could not save the session in {folder}: {exc.strerror or exc}.")
             return None
         show_info(f"Saved the session to {path}.")
         return path
@@ -375,18 +388,18 @@ class TrackerWidget(Container):
         own video and layers.
         """
         from .session_io import SESSION_KEY
-        from .store import StoreError, load_session
+        from .store import is_session_folder, load_session
         from .video_ref import VideoRef
 
         folder = self.folder.value
-        if not folder or not Path(folder, "session.json").is_file():
-            show_warning("Choose a session folder (one holding session.json) to open.")
+        if not folder or not is_session_folder(folder):
+            show_warning(f"Choose a session folder (one holding {MANIFEST}) to open.")
             return
         layer = self.video_layer.value
         if self.controller is None and layer is not None and layer.ndim >= 3:
             try:
                 stored = load_session(folder)
-            except StoreError as exc:
+            except UserError as exc:
                 show_warning(f"Could not open the session: {exc}")
                 return
             video = VideoRef.from_source(layer.data, layer.metadata.get("source_path"))
@@ -406,13 +419,22 @@ class TrackerWidget(Container):
             return None
         annotation = self.controller.annotation()
         bar = progress(total=0, desc=f"Exporting {self.export_format.value}")
+        # Made here, so the writer thread's reports reach the bar on this thread.
+        relay = ProgressRelay()
+        relay.advanced.connect(lambda done, total: _show_progress(bar, done, total))
         worker = _export(
-            annotation, self.export_format.value, Path(target), self.export_images.value
+            annotation,
+            self.export_format.value,
+            Path(target),
+            self.export_images.value,
+            relay.advanced.emit,
         )
-        worker.yielded.connect(lambda step: _show_progress(bar, *step))
         worker.returned.connect(lambda path: show_info(f"Exported to {path}."))
-        worker.errored.connect(lambda exc: show_warning(f"Export failed: {exc}"))
+        worker.errored.connect(lambda exc: show_failure("Export", exc))
         worker.finished.connect(bar.close)
+        # A lambda, not the bound method: it holds the relay until the export ends.
+        worker.finished.connect(lambda: relay.deleteLater())
+        worker.finished.connect(self.export_finished.emit)
         worker.start()
         return worker
 
@@ -428,42 +450,22 @@ def _show_progress(bar, done: int, total: int) -> None:
     bar.update(done - bar.n)
 
 
-@thread_worker
-def _export(annotation, export_format, target, write_images):
-    """Yields (done, total) while the export is written; returns the path written."""
-    import queue
-    import threading
+class ProgressRelay(QObject):
+    """Carries ``(done, total)`` from a worker thread to the thread that made it."""
 
+    advanced = QtSignal(int, int)
+
+
+# Errors go to the errored handlers only, not also re-raised on the main thread.
+@thread_worker(ignore_errors=True)
+def _export(annotation, export_format, target, write_images, report):
+    """Write the export, calling ``report(done, total)`` as it goes; returns the path."""
     from .exports import export
 
-    steps: queue.SimpleQueue = queue.SimpleQueue()
-    outcome: dict = {}
-
-    def run():  # the writers report progress through a callback, not as a generator
-        try:
-            outcome["path"] = export(
-                annotation,
-                export_format,
-                target,
-                lambda done, total: steps.put((done, total)),
-                write_images=write_images,
-            )
-        except Exception as exc:  # handed to the worker's errored signal below
-            outcome["error"] = exc
-
-    writer = threading.Thread(target=run, daemon=True)
-    writer.start()
-    while writer.is_alive() or not steps.empty():
-        try:
-            yield steps.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["path"]
+    return export(annotation, export_format, target, report, write_images=write_images)
 
 
-@thread_worker
+@thread_worker(ignore_errors=True)
 def _load_model(name, checkpoint, device, image_size, download):
     from .sam2_backend import build_model
 

@@ -141,9 +141,10 @@ def _sentence(exc: BaseException) -> str:
 
 
 def run_track(args: argparse.Namespace) -> int:
+    from .annotation_model import AnnotationModel
     from .engine import TrackingSession
     from .prompt_csv import read_prompts_csv
-    from .store import Annotation, is_session_folder, load_session, save_session
+    from .store import is_session_folder, load_session, save_session
     from .video import open_video
     from .video_ref import VideoRef
 
@@ -168,16 +169,12 @@ def run_track(args: argparse.Namespace) -> int:
     for (frame, obj_id), prompt in changed.items():
         session.set_prompt(frame, obj_id, prompt.points, prompt.labels)
 
+    record = AnnotationModel(session, video, stored.objects if stored else {}, args.out)
+
     def save(finished: bool) -> None:
-        loaded = session.model
-        model_settings = {
-            "name": loaded.name,
-            "image_size": loaded.image_size,
-            "checkpoint": str(loaded.checkpoint) if loaded.checkpoint else None,
-        }
-        objects = stored.objects if stored else {}
-        annotation = Annotation(video, session.prompts, session.results, objects, model_settings)
-        annotation.pending_frames = [] if finished else session.pending_frames
+        annotation = record.annotation()
+        if finished:
+            annotation.pending_frames = []
         save_session(args.out, annotation)
 
     ranged = args.start is not None or args.end is not None

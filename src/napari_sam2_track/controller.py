@@ -10,12 +10,12 @@ The session, not the layers, holds the work: a layer removed by hand loses nothi
 comes back (with the video, if that went too) at the next propagation or object change.
 
 SAM 2 only ever runs in worker threads; layers are touched only in the handlers that
-napari's workers call on the main thread.
+napari's workers call on the main thread. The objects and saving belong to an
+:class:`AnnotationModel`, prompt edits waiting for SAM 2 to a :class:`PromptQueue`.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,35 @@ from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import QTimer
 
-from .engine import SessionBusyError, TrackingSession
+from .annotation_model import AnnotationModel
+from .engine import TrackingSession
 from .label_volume import LabelVolume, fold_painted_frame
-from .layer_data import (
+from .layers import (
+    BOXES_LAYER,
+    MASKS_LAYER,
+    PROMPTS_LAYER,
     box_layer_data,
+    boxes_layer_kwargs,
     changed_prompts,
+    marker_size,
+    masks_layer_kwargs,
     next_frame_to_review,
+    prompt_points,
     prompts_from_layer,
+    prompts_layer_kwargs,
+)
+from .notices import show_failure
+from .prompt_queue import (
+    FrameTracked,
+    PromptQueue,
+    PropagationMessage,
+    PropagationPlanned,
+    propagation_messages,
 )
 from .prompts import NEGATIVE, POSITIVE, FramePrompt, PromptError
-from .store import Annotation, ObjectInfo, save_session
+from .store import Annotation, ObjectInfo
 from .video_ref import VideoRef
 
-PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
 _CLICK_TOLERANCE = 3  # screen pixels a click may move and still count as a click
 
 
@@ -48,24 +64,29 @@ class TrackerController:
 
     #: Emitted when objects are added, removed or selected, whoever did it.
     objects_changed = Signal()
+    #: Emitted with each message of a propagation once the viewer shows it.
+    propagation_progressed = Signal(object)
+    #: Emitted when a propagation has ended (finished, stopped or failed) and is shown.
+    propagation_finished = Signal()
 
     def __init__(
         self,
         viewer: Any,
         video_layer: Any,
         session: TrackingSession,
-        objects: dict[int, ObjectInfo] | None = None,
+        registry: dict[int, ObjectInfo] | None = None,
         folder: Path | None = None,
     ):
         self.viewer, self.video_layer, self.session = viewer, video_layer, session
-        self.objects = dict(objects or {}) or {1: ObjectInfo(1, "object 1")}
-        self.current_object = min(self.objects)
+        video = VideoRef.from_source(video_layer.data, video_layer.metadata.get("source_path"))
+        #: The object registry, the session folder and saving.
+        self.annotation_model = AnnotationModel(session, video, registry, folder)
+        self.annotation_model.select(self.annotation_model.current_object)
         self.current_label = POSITIVE
-        self.folder = folder
         self.follow = True
         self.volume = LabelVolume(session.results)
-        self._pending: dict[tuple[int, int], FramePrompt | None] = {}
-        self._pending_lock = threading.Lock()
+        #: Prompt edits not yet run through SAM 2.
+        self.queue = PromptQueue()
         self._preview_worker = None
         self.propagation_worker = None
         self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
@@ -85,30 +106,10 @@ class TrackerController:
         for name in (PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
-        size = max(self.session.height, self.session.width) / 60
-        self.masks_layer = self.viewer.add_labels(self.volume, name=MASKS_LAYER, opacity=0.5)
-        self.boxes_layer = self.viewer.add_shapes(
-            ndim=3,
-            name=BOXES_LAYER,
-            shape_type="rectangle",
-            face_color="transparent",
-            edge_width=max(1.0, size / 4),
-            edge_color="yellow",
-        )
-        features = pd.DataFrame(
-            {"label": pd.Series([], dtype=int), "obj_id": pd.Series([], dtype=int)}
-        )
-        self.prompts_layer = self.viewer.add_points(
-            np.zeros((0, 3)),
-            ndim=3,
-            name=PROMPTS_LAYER,
-            features=features,
-            size=size,
-            border_width=0.15,
-            border_width_is_relative=True,
-            border_color="white",
-            out_of_slice_display=False,
-        )
+        size = marker_size(self.session.height, self.session.width)
+        self.masks_layer = self.viewer.add_labels(self.volume, **masks_layer_kwargs())
+        self.boxes_layer = self.viewer.add_shapes(**boxes_layer_kwargs(size))
+        self.prompts_layer = self.viewer.add_points(np.zeros((0, 3)), **prompts_layer_kwargs(size))
         self._set_feature_defaults()
         self.prompts_layer.events.data.connect(self._on_points_data)
         self.prompts_layer.events.features.connect(self._sync_prompts)
@@ -146,20 +147,12 @@ class TrackerController:
 
     def load_prompt_points(self) -> None:
         """Show the session's point prompts in the prompts layer."""
-        rows, labels, obj_ids = [], [], []
-        for (frame, obj_id), prompt in self.session.prompts.items():
-            for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
-                rows.append((frame, y, x))
-                labels.append(int(label))
-                obj_ids.append(obj_id)
-        self._layer_prompts = prompts_from_layer(
-            np.array(rows).reshape(-1, 3),
-            {"label": pd.Series(labels), "obj_id": pd.Series(obj_ids)},
-        )
+        rows, features = prompt_points(self.session.prompts)
+        self._layer_prompts = prompts_from_layer(rows, features)
         events = self.prompts_layer.events
         with events.data.blocker(), events.features.blocker():
-            self.prompts_layer.data = np.array(rows, dtype=float).reshape(-1, 3)
-            self.prompts_layer.features = pd.DataFrame({"label": labels, "obj_id": obj_ids})
+            self.prompts_layer.data = rows
+            self.prompts_layer.features = features
         self._style_points()
 
     def object_color(self, obj_id: int) -> np.ndarray:
@@ -185,24 +178,25 @@ class TrackerController:
 
     # ----------------------------------------------------------------- objects
 
+    @property
+    def current_object(self) -> int:
+        return self.annotation_model.current_object
+
     def new_object(self, name: str = "", category: str = "") -> int:
-        obj_id = max(self.objects) + 1
-        self.objects[obj_id] = ObjectInfo(obj_id, name or f"object {obj_id}", category)
+        obj_id = self.annotation_model.new_object(name, category)
         self.select_object(obj_id)
         return obj_id
 
     def select_object(self, obj_id: int) -> None:
         self.restore_layers()
-        self.current_object = obj_id
-        self.objects.setdefault(obj_id, ObjectInfo(obj_id, f"object {obj_id}"))
+        self.annotation_model.select(obj_id)
         self.masks_layer.selected_label = obj_id
         self._set_feature_defaults()
         self.objects_changed.emit()
 
     def rename_object(self, obj_id: int, name: str, category: str = "") -> None:
         """Give an object a new name and class; its boxes take the name at once."""
-        info = self.objects.setdefault(obj_id, ObjectInfo(obj_id, name))
-        info.name, info.category = name, category
+        self.annotation_model.rename(obj_id, name, category)
         features = self.boxes_layer.features
         if len(features):  # only the names change: no need to draw the boxes again
             features = features.copy()
@@ -212,9 +206,7 @@ class TrackerController:
 
     def cycle_object(self, step: int) -> int:
         """Make the next (step 1) or previous (step -1) object the current one."""
-        ids = sorted(self.objects)
-        position = ids.index(self.current_object) if self.current_object in ids else 0
-        self.select_object(ids[(position + step) % len(ids)])
+        self.select_object(self.annotation_model.cycle(step))
         return self.current_object
 
     def toggle_label(self) -> int:
@@ -224,8 +216,8 @@ class TrackerController:
 
     def delete_object(self, obj_id: int) -> None:
         """Remove an object: its prompts, masks and boxes on every frame."""
-        self.session.remove_object(obj_id)
-        self.objects.pop(obj_id, None)
+        self.queue.discard_object(obj_id)
+        current = self.annotation_model.delete(obj_id)
         layer = self.prompts_layer
         doomed = np.flatnonzero(layer.features["obj_id"].to_numpy() == obj_id)
         with layer.events.data.blocker(), layer.events.features.blocker():
@@ -233,9 +225,7 @@ class TrackerController:
             layer.remove_selected()
         self._layer_prompts = {k: p for k, p in self._layer_prompts.items() if k[1] != obj_id}
         self._style_points()
-        if not self.objects:
-            self.objects[1] = ObjectInfo(1, "object 1")
-        self.select_object(obj_id if obj_id in self.objects else min(self.objects))
+        self.select_object(current)
         self.volume.invalidate()
         self.masks_layer.refresh()
         self.rebuild_boxes()
@@ -286,16 +276,14 @@ class TrackerController:
                 except PromptError as exc:
                     show_warning(f"Ignored a prompt: {exc}")
                     continue
-                if obj_id not in self.objects:
-                    self.objects[obj_id] = ObjectInfo(obj_id, f"object {obj_id}")
+                if self.annotation_model.register(obj_id):
                     self.objects_changed.emit()
             self.schedule_prompt(frame, obj_id, prompt)
 
     def schedule_prompt(self, frame: int, obj_id: int, prompt: FramePrompt | None) -> None:
         """Queue a prompt (None: its removal); a newer one for the same frame and
         object replaces a queued one, so rapid edits never pile up stale runs."""
-        with self._pending_lock:
-            self._pending[(frame, obj_id)] = prompt
+        self.queue.schedule(frame, obj_id, prompt)
         self._start_previews()
 
     def send_mask_prompt(self, frame: int, obj_id: int) -> None:
@@ -312,15 +300,12 @@ class TrackerController:
         return self._preview_worker is not None
 
     def _start_previews(self) -> None:
-        if self._preview_worker is not None or self.session.propagating:
+        if self._preview_worker is not None or self.session.propagating or not self.queue:
             return
-        with self._pending_lock:
-            if not self._pending:
-                return
-        worker = _preview_worker(self.session, self._pending, self._pending_lock)
+        worker = _preview_worker(self.session, self.queue)
         worker.yielded.connect(lambda frame: self.refresh_frames([frame]))
         worker.finished.connect(self._previews_done)
-        worker.errored.connect(lambda exc: show_warning(f"Preview failed: {exc}"))
+        worker.errored.connect(lambda exc: show_failure("Preview", exc))
         self._preview_worker = worker
         worker.start()
 
@@ -344,9 +329,7 @@ class TrackerController:
         self.restore_layers()
         self.fold_paint()
         bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
-        worker = _propagation_worker(
-            self.session, self._pending, self._pending_lock, direction, start, end
-        )
+        worker = _propagation_worker(self.session, self.queue, direction, start, end)
         worker.yielded.connect(lambda item: self._on_propagated(item, bar))
         worker.finished.connect(lambda: self._propagation_done(bar))
         worker.errored.connect(self._propagation_failed)
@@ -358,25 +341,21 @@ class TrackerController:
         """Stop the propagation after the frame in progress; what was done is kept."""
         self.session.stop()
 
-    def _on_propagated(self, item: tuple[str, int], bar) -> None:
-        kind, value = item
-        if kind == "total":
-            bar.total = value
-            return
-        # Take the frame in before moving to it: moving may run queued events, the end
-        # of the run among them, which must find this frame already taken in.
-        self.refresh_frames([value])
-        if kind == "frame":
+    def _on_propagated(self, message: PropagationMessage, bar) -> None:
+        if isinstance(message, PropagationPlanned):
+            bar.total = message.total
+        else:
+            # Take the frame in before moving to it: moving may run queued events, the end
+            # of the run among them, which must find this frame already taken in.
+            self.refresh_frames([message.frame])
+        if isinstance(message, FrameTracked):
             bar.update(1)
             if self.follow:
-                self.viewer.dims.set_current_step(0, value)
+                self.viewer.dims.set_current_step(0, message.frame)
+        self.propagation_progressed.emit(message)
 
     def _propagation_failed(self, exc: Exception) -> None:
-        text = str(exc)
-        if isinstance(exc, PromptError | SessionBusyError | ValueError):
-            show_warning(text[:1].upper() + text[1:])
-        else:
-            show_warning(f"Propagation failed: {text}")
+        show_failure("Propagation", exc)
 
     def _propagation_done(self, bar) -> None:
         bar.close()
@@ -384,6 +363,7 @@ class TrackerController:
         self.update_boxes()
         self.autosave()
         self._start_previews()
+        self.propagation_finished.emit()
 
     # ------------------------------------------------------------ results view
 
@@ -432,7 +412,7 @@ class TrackerController:
 
     def _boxes_of(self, frames: set[int] | None) -> tuple[list, dict, np.ndarray]:
         """Rectangles, features and edge colours of the boxes on ``frames`` (None: all)."""
-        names = {o: info.name for o, info in self.objects.items()}
+        names = {o: info.name for o, info in self.annotation_model.registry.items()}
         rectangles, features = box_layer_data(self.session.results, names, frames)
         colors = np.array([self.object_color(o) for o in features["obj_id"]])
         return rectangles, features, colors
@@ -457,7 +437,8 @@ class TrackerController:
             self.session.results, self.current_object, self.current_frame(), step, min_score
         )
         if frame is None:
-            show_info(f"No frame to review for {self.objects[self.current_object].name}.")
+            name = self.annotation_model.registry[self.current_object].name
+            show_info(f"No frame to review for {name}.")
         else:
             self.viewer.dims.set_current_step(0, frame)
         return frame
@@ -465,74 +446,32 @@ class TrackerController:
     # -------------------------------------------------------------- saving
 
     def annotation(self) -> Annotation:
+        """The annotation as it stands, paint strokes included."""
         self.fold_paint()
-        path = self.video_layer.metadata.get("source_path")
-        video = VideoRef.from_source(self.video_layer.data, path)
-        model = self.session.model
-        settings = {
-            "name": model.name,
-            "image_size": model.image_size,
-            "checkpoint": str(model.checkpoint) if model.checkpoint else None,
-        }
-        annotation = Annotation(
-            video, self.session.prompts, self.session.results, dict(self.objects), settings
-        )
-        annotation.pending_frames = self.session.pending_frames
-        return annotation
+        return self.annotation_model.annotation()
 
     def save(self, folder: str | Path | None = None) -> Path:
-        folder = Path(folder) if folder else self.folder
-        if folder is None:
-            raise ValueError("choose a folder to save the session in first.")
-        save_session(folder, self.annotation())
-        self.folder = folder
-        return folder
+        """Save into ``folder`` (the session folder from now on) or the session folder."""
+        self.fold_paint()
+        return self.annotation_model.save(folder)
 
     def autosave(self) -> Path | None:
         """Save after each propagation, into the session folder or the autosave area."""
-        from .autosave import autosave_folder
-
-        target = self.folder or autosave_folder(self.annotation().video)
+        self.fold_paint()
         try:
-            save_session(target, self.annotation())
+            return self.annotation_model.autosave()
         except OSError as exc:
+            target = self.annotation_model.autosave_target()
             show_warning(f"Autosave to {target} failed ({exc.strerror or exc}).")
             return None
-        return target
 
 
-def _apply_pending(session: TrackingSession, pending: dict, lock: threading.Lock):
-    """Run queued prompt changes through SAM 2, newest per frame and object; yields
-    each frame done. Stops early, leaving the rest queued, if a propagation runs."""
-    while True:
-        with lock:
-            if not pending:
-                return
-            (frame, obj_id), prompt = pending.popitem()
-        try:
-            if prompt is None:
-                session.clear_prompt(frame, obj_id)
-            elif prompt.mask is not None:
-                session.set_mask_prompt(frame, obj_id, prompt.mask)
-            else:
-                session.set_prompt(frame, obj_id, prompt.points, prompt.labels, prompt.box)
-        except SessionBusyError:
-            with lock:
-                pending.setdefault((frame, obj_id), prompt)
-            return
-        yield frame
+# Errors go to the errored handlers only, not also re-raised on the main thread.
+@thread_worker(ignore_errors=True)
+def _preview_worker(session: TrackingSession, queue: PromptQueue):
+    yield from queue.apply(session)
 
 
-@thread_worker
-def _preview_worker(session: TrackingSession, pending: dict, lock: threading.Lock):
-    yield from _apply_pending(session, pending, lock)
-
-
-@thread_worker
-def _propagation_worker(session, pending, lock, direction, start, end):
-    for frame in _apply_pending(session, pending, lock):
-        yield "preview", frame
-    run = session.propagate(direction, start, end)
-    yield "total", run.total
-    for frame, _masks in run:
-        yield "frame", frame
+@thread_worker(ignore_errors=True)
+def _propagation_worker(session, queue, direction, start, end):
+    yield from propagation_messages(session, queue, direction, start, end)

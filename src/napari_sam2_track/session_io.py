@@ -6,12 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from napari.utils.notifications import show_info
 
 from .autosave import find_autosave
 from .label_volume import LabelVolume
-from .layer_data import box_layer_data
+from .layers import (
+    box_layer_data,
+    boxes_layer_kwargs,
+    marker_size,
+    masks_layer_kwargs,
+    prompt_points,
+    prompts_layer_kwargs,
+    video_layer_kwargs,
+)
 from .store import Annotation, StoreError, load_session
 from .video import open_video
 from .video_ref import VideoRef
@@ -21,8 +28,6 @@ SESSION_KEY = "sam2_session"
 
 def session_layer_data(folder: str | Path) -> list[tuple]:
     """The video and annotation layers of a session folder, ready for napari."""
-    from .controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
-
     folder = Path(folder)
     annotation = load_session(folder)
     path = annotation.video.path
@@ -36,35 +41,20 @@ def session_layer_data(folder: str | Path) -> list[tuple]:
     if problem:
         raise StoreError(f"{Path(path).name} has changed since the session was saved: {problem}.")
     meta = {"sam2_track": str(folder)}
-    video_meta = {"fps": frames.fps, "source_path": path, SESSION_KEY: str(folder)}
-    video_kwargs = {"name": frames.name, "rgb": True, "contrast_limits": [0, 255]}
-    video = (frames, {**video_kwargs, "metadata": video_meta}, "image")
-    points, labels, obj_ids = [], [], []
-    for (frame, obj_id), prompt in annotation.prompts.items():
-        for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
-            points.append((frame, y, x))
-            labels.append(int(label))
-            obj_ids.append(obj_id)
-    prompt_features = {"label": labels, "obj_id": obj_ids}
-    prompts_kwargs = {"name": PROMPTS_LAYER, "ndim": 3, "features": prompt_features}
-    prompts = (
-        np.array(points, float).reshape(-1, 3),
-        {**prompts_kwargs, "metadata": meta},
-        "points",
-    )
-    masks_kwargs = {"name": MASKS_LAYER, "opacity": 0.5, "metadata": meta}
-    masks = (LabelVolume(annotation.results), masks_kwargs, "labels")
+    size = marker_size(annotation.video.height, annotation.video.width)
+    video_kwargs = video_layer_kwargs(frames.name, frames.fps, path, **{SESSION_KEY: str(folder)})
+    points, point_features = prompt_points(annotation.prompts)
+    prompts_kwargs = {**prompts_layer_kwargs(size, point_features), "metadata": meta}
+    masks_kwargs = {**masks_layer_kwargs(), "metadata": meta}
     names = {o: annotation.object_info(o).name for o in annotation.objects}
     rectangles, box_features = box_layer_data(annotation.results, names)
-    boxes_kwargs = {
-        "name": BOXES_LAYER,
-        "ndim": 3,
-        "shape_type": "rectangle",
-        "face_color": "transparent",
-        "edge_color": "yellow",
-    }
-    boxes = (rectangles, {**boxes_kwargs, "features": box_features, "metadata": meta}, "shapes")
-    return [video, prompts, masks, boxes]
+    boxes_kwargs = {**boxes_layer_kwargs(size), "features": box_features, "metadata": meta}
+    return [
+        (frames, video_kwargs, "image"),
+        (points, prompts_kwargs, "points"),
+        (LabelVolume(annotation.results), masks_kwargs, "labels"),
+        (rectangles, boxes_kwargs, "shapes"),
+    ]
 
 
 def restorable_session(layer: Any) -> tuple[Path | None, Annotation | None]:

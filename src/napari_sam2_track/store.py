@@ -62,6 +62,8 @@ class Annotation:
     video: VideoRef
     prompts: PromptSet
     results: TrackResults
+    #: Names and classes by object id, as saved; objects with prompts or masks but no
+    #: entry here are saved as "object <id>".
     objects: dict[int, ObjectInfo] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     pending_frames: list[int] = field(default_factory=list)

@@ -1,4 +1,5 @@
-"""Plain conversions between napari layer data and tracking data (no viewer needed).
+"""The napari layers of an annotation: their names, their keyword arguments, and plain
+conversions between their data and tracking data (no viewer needed).
 
 Points layer rows are ``(frame, row, column)``; Shapes rectangles are four corners
 ``(frame, row, column)``. Pixel ``i`` covers ``[i - 0.5, i + 0.5]`` in napari's world
@@ -11,12 +12,75 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
-from .prompts import FramePrompt, prompts_from_points
+from .prompts import FramePrompt, PromptSet, prompts_from_points
 from .results import TrackResults
 
+PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
 PROMPT_FEATURES = ("label", "obj_id")
 BOX_FEATURES = ("obj_id", "frame", "name")
+
+
+def video_layer_kwargs(name: str, fps: float | None, source_path: str | None, **metadata) -> dict:
+    """Keyword arguments of a video's RGB image layer; ``metadata`` adds to its metadata."""
+    return {
+        "name": name,
+        "rgb": True,
+        "contrast_limits": [0, 255],
+        "metadata": {"fps": fps, "source_path": source_path, **metadata},
+    }
+
+
+def marker_size(height: int, width: int) -> float:
+    """The size of prompt points (and a quarter of it, box edges) on a frame this big."""
+    return max(height, width) / 60
+
+
+def prompts_layer_kwargs(size: float, features: Mapping[str, list] | None = None) -> dict:
+    """Keyword arguments of the prompts Points layer (features ``label`` and ``obj_id``)."""
+    features = features or {name: [] for name in PROMPT_FEATURES}
+    return {
+        "ndim": 3,
+        "name": PROMPTS_LAYER,
+        "features": pd.DataFrame(
+            {name: pd.Series(features[name], dtype=int) for name in PROMPT_FEATURES}
+        ),
+        "size": size,
+        "border_width": 0.15,
+        "border_width_is_relative": True,
+        "border_color": "white",
+        "out_of_slice_display": False,
+    }
+
+
+def masks_layer_kwargs() -> dict:
+    """Keyword arguments of the masks Labels layer (label value = object id)."""
+    return {"name": MASKS_LAYER, "opacity": 0.5}
+
+
+def boxes_layer_kwargs(size: float) -> dict:
+    """Keyword arguments of the boxes Shapes layer (features as :data:`BOX_FEATURES`)."""
+    return {
+        "ndim": 3,
+        "name": BOXES_LAYER,
+        "shape_type": "rectangle",
+        "face_color": "transparent",
+        "edge_width": max(1.0, size / 4),
+        "edge_color": "yellow",
+    }
+
+
+def prompt_points(prompts: PromptSet) -> tuple[np.ndarray, dict[str, list]]:
+    """Points layer rows and features of the point prompts; inverse of
+    :func:`prompts_from_layer` for prompts made of points."""
+    rows, features = [], {name: [] for name in PROMPT_FEATURES}
+    for (frame, obj_id), prompt in prompts.items():
+        for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
+            rows.append((frame, y, x))
+            features["label"].append(int(label))
+            features["obj_id"].append(int(obj_id))
+    return np.array(rows, dtype=float).reshape(-1, 3), features
 
 
 def prompts_from_layer(data: np.ndarray, features) -> dict[tuple[int, int], FramePrompt]:

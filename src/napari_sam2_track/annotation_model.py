@@ -1,0 +1,140 @@
+"""One video's annotation without a viewer: the named objects, the session folder, and
+saving the tracking session with them (no napari or Qt here).
+
+Three collections of objects exist, each meaning something else:
+
+- :attr:`AnnotationModel.registry`: every object the user made, named or prompted,
+  prompts and masks or not; the current object is one of them.
+- ``TrackingSession.object_ids``: the objects SAM 2 knows, those with prompts or masks.
+- ``store.Annotation.objects``: the names and classes saved in a session folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .autosave import autosave_folder
+from .engine import TrackingSession
+from .errors import UserError
+from .store import Annotation, ObjectInfo, save_session
+from .video_ref import VideoRef
+
+
+def model_settings(model) -> dict:
+    """How a loaded SAM 2 model is saved in a session's manifest."""
+    return {
+        "name": model.name,
+        "image_size": model.image_size,
+        "checkpoint": str(model.checkpoint) if model.checkpoint else None,
+    }
+
+
+def _default_object(obj_id: int) -> ObjectInfo:
+    return ObjectInfo(obj_id, f"object {obj_id}")
+
+
+class AnnotationModel:
+    """The object registry and the session folder of one video's tracking session.
+
+    Parameters
+    ----------
+    session
+        The tracking session whose prompts and results are saved.
+    video
+        The video the session tracks, as saved in the manifest.
+    registry
+        The objects known so far (a saved session's), by id.
+    folder
+        The session folder chosen or opened; None until there is one.
+    """
+
+    def __init__(
+        self,
+        session: TrackingSession,
+        video: VideoRef,
+        registry: dict[int, ObjectInfo] | None = None,
+        folder: Path | None = None,
+    ):
+        self.session, self.video, self.folder = session, video, folder
+        #: Every object the user made or prompted, by id (see the module's docstring).
+        self.registry: dict[int, ObjectInfo] = dict(registry or {})
+        self.current_object = min(self.registry, default=1)
+
+    # ----------------------------------------------------------------- objects
+
+    def new_object(self, name: str = "", category: str = "") -> int:
+        """Register a new object (the next free id) and make it the current one."""
+        obj_id = max(self.registry, default=0) + 1
+        self.registry[obj_id] = ObjectInfo(obj_id, name or f"object {obj_id}", category)
+        self.current_object = obj_id
+        return obj_id
+
+    def register(self, obj_id: int) -> bool:
+        """Make sure an object is registered (a default name if new); True if it was new."""
+        if obj_id in self.registry:
+            return False
+        self.registry[obj_id] = _default_object(obj_id)
+        return True
+
+    def select(self, obj_id: int) -> None:
+        """Make an object (registered now if new) the current one."""
+        self.register(obj_id)
+        self.current_object = obj_id
+
+    def rename(self, obj_id: int, name: str, category: str = "") -> None:
+        """Give an object a new name and class."""
+        self.register(obj_id)
+        info = self.registry[obj_id]
+        info.name, info.category = name, category
+
+    def cycle(self, step: int) -> int:
+        """Make the next (step 1) or previous (step -1) object the current one."""
+        ids = sorted(self.registry)
+        position = ids.index(self.current_object) if self.current_object in ids else 0
+        self.select(ids[(position + step) % len(ids)])
+        return self.current_object
+
+    def delete(self, obj_id: int) -> int:
+        """Remove an object from the session and the registry; returns the object that
+        is current now (object 1 anew when none is left)."""
+        self.session.remove_object(obj_id)
+        self.registry.pop(obj_id, None)
+        if not self.registry:
+            self.register(1)
+        self.current_object = obj_id if obj_id in self.registry else min(self.registry)
+        return self.current_object
+
+    # ------------------------------------------------------------------ saving
+
+    def annotation(self) -> Annotation:
+        """What a session folder holds now: prompts, results, objects, model, pending."""
+        session = self.session
+        annotation = Annotation(
+            self.video,
+            session.prompts,
+            session.results,
+            dict(self.registry),
+            model_settings(session.model),
+        )
+        annotation.pending_frames = session.pending_frames
+        return annotation
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        """Save into ``folder`` (which becomes the session folder) or the session folder."""
+        folder = Path(folder) if folder else self.folder
+        if folder is None:
+            raise UserError("Choose a folder to save the session in first.")
+        save_session(folder, self.annotation())
+        self.folder = folder
+        return folder
+
+    def autosave(self) -> Path:
+        """Save into the session folder, or without one into the video's autosave folder;
+        returns where. Raises OSError when that cannot be written."""
+        target = self.autosave_target()
+        save_session(target, self.annotation())
+        return target
+
+    def autosave_target(self) -> Path:
+        """The session folder, or without one the video's autosave folder."""
+        return self.folder or autosave_folder(self.video)

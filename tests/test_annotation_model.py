@@ -1,0 +1,92 @@
+"""The object registry and saving, without a viewer, on a real (random-weight) SAM 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_sam2_track.annotation_model import AnnotationModel
+from napari_sam2_track.autosave import AUTOSAVE_ENV
+from napari_sam2_track.engine import TrackingSession
+from napari_sam2_track.errors import UserError
+from napari_sam2_track.store import ObjectInfo, load_session
+from napari_sam2_track.synthetic import make_synthetic_video
+from napari_sam2_track.video_ref import VideoRef
+
+
+@pytest.fixture
+def model(random_tiny_model):
+    frames = make_synthetic_video(n_frames=3, height=48, width=64, n_objects=1).frames
+    session = TrackingSession(frames, random_tiny_model)
+    return AnnotationModel(session, VideoRef.from_source(frames))
+
+
+def test_new_objects_take_the_next_id_and_become_current(model):
+    assert model.registry == {} and model.current_object == 1
+    assert model.new_object() == 1
+    assert model.new_object("cup", "kitchen") == 2
+    assert model.current_object == 2
+    assert model.registry[2] == ObjectInfo(2, "cup", "kitchen")
+    assert model.registry[1].name == "object 1"
+
+
+def test_the_registry_holds_objects_sam2_does_not_know_yet(model):
+    model.new_object()
+    assert model.register(5) and not model.register(5)
+    model.session.set_prompt(0, 5, [(10, 10)], [1])
+    assert sorted(model.registry) == [1, 5]
+    assert model.session.object_ids == [5]  # only the objects with prompts or masks
+
+
+def test_rename_cycle_and_delete(model):
+    for _ in range(3):
+        model.new_object()
+    model.rename(2, "red cup", "cup")
+    assert model.registry[2] == ObjectInfo(2, "red cup", "cup")
+    model.select(1)
+    assert model.cycle(-1) == 3 and model.cycle(1) == 1
+    model.session.set_prompt(0, 3, [(10, 10)], [1])
+    assert model.delete(3) == 1
+    assert sorted(model.registry) == [1, 2]
+    assert model.session.prompts.get(0, 3) is None
+    model.delete(1)
+    assert model.delete(2) == 1  # the last one gone: object 1 anew
+    assert model.registry == {1: ObjectInfo(1, "object 1")}
+
+
+def test_the_annotation_carries_objects_model_and_pending_frames(model):
+    model.new_object("cup")
+    model.session.set_prompt(1, 1, [(10, 10)], [1])
+    annotation = model.annotation()
+    assert annotation.objects == {1: ObjectInfo(1, "cup")}
+    assert annotation.objects is not model.registry
+    assert annotation.model == {
+        "name": model.session.model.name,
+        "image_size": 128,
+        "checkpoint": None,
+    }
+    assert annotation.pending_frames == [1]
+    assert annotation.prompts.get(1, 1) is not None
+
+
+def test_save_into_a_folder_makes_it_the_session_folder(model, tmp_path):
+    with pytest.raises(UserError):
+        model.save()
+    model.new_object("cup")
+    assert model.save(tmp_path / "s") == tmp_path / "s"
+    assert model.folder == tmp_path / "s"
+    assert load_session(tmp_path / "s").objects == {1: ObjectInfo(1, "cup")}
+    model.rename(1, "mug")
+    model.save()
+    assert load_session(tmp_path / "s").objects[1].name == "mug"
+
+
+def test_autosave_goes_to_the_session_folder_or_else_the_autosave_area(
+    model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(AUTOSAVE_ENV, str(tmp_path / "autosave"))
+    target = model.autosave()
+    assert target.parent == tmp_path / "autosave"
+    assert load_session(target).video == model.video
+    model.folder = tmp_path / "chosen"
+    assert model.autosave() == tmp_path / "chosen"
+    assert (tmp_path / "chosen" / "session.json").is_file()
