@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .prompts import FramePrompt, prompts_from_points
+from .prompts import FramePrompt, PromptError, prompts_from_points
 from .results import TrackResults
 
 PROMPT_FEATURES = ("label", "obj_id")
@@ -25,7 +25,7 @@ def prompts_from_layer(data: np.ndarray, features) -> dict[tuple[int, int], Fram
         return {}
     missing = [name for name in PROMPT_FEATURES if name not in features]
     if missing:
-        raise ValueError(f"the prompts layer lacks the features {', '.join(missing)}.")
+        raise PromptError(f"the prompts layer lacks the features {', '.join(missing)}.")
     labels = np.asarray(features["label"], dtype=float)
     obj_ids = np.asarray(features["obj_id"], dtype=float)
     # Rows whose features are not filled in yet (data set before features, as a script
