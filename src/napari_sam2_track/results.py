@@ -40,6 +40,16 @@ def decode_mask(rle: dict) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def rle_json(rle: dict) -> dict:
+    """A pycocotools RLE with its byte counts as text, as COCO JSON files hold it."""
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_from_json(data: dict) -> dict:
+    """Inverse of :func:`rle_json`."""
+    return {"size": [int(v) for v in data["size"]], "counts": data["counts"].encode("ascii")}
+
+
 @dataclass(frozen=True)
 class ObjectMask:
     """One object on one frame: its mask (as RLE), presence score and box."""

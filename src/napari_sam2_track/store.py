@@ -29,7 +29,14 @@ from typing import Any
 
 from .errors import UserError
 from .prompts import FramePrompt, PromptSet
-from .results import ObjectMask, TrackResults, decode_mask, encode_mask
+from .results import (
+    ObjectMask,
+    TrackResults,
+    decode_mask,
+    encode_mask,
+    rle_from_json,
+    rle_json,
+)
 from .video_ref import VideoRef
 
 FORMAT_VERSION = 1
@@ -138,14 +145,6 @@ def _all_object_ids(annotation: Annotation) -> list[int]:
     return sorted(ids | set(annotation.results.object_ids()))
 
 
-def _rle_json(rle: dict) -> dict:
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
-
-
-def _rle_from_json(data: dict) -> dict:
-    return {"size": list(data["size"]), "counts": data["counts"].encode("ascii")}
-
-
 def _prompts_json(prompts: PromptSet) -> str:
     rows = []
     for (frame, obj_id), prompt in prompts.items():
@@ -156,7 +155,7 @@ def _prompts_json(prompts: PromptSet) -> str:
                 "points": prompt.points.tolist(),
                 "labels": prompt.labels.tolist(),
                 "box": list(prompt.box) if prompt.box is not None else None,
-                "mask": _rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
+                "mask": rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
             }
         )
     return json.dumps({"prompts": rows})
@@ -166,7 +165,7 @@ def _mask_chunks(results: TrackResults):
     chunks: dict[int, dict[str, dict]] = {}
     for frame, objects in results:
         entries = {
-            str(obj_id): {"rle": _rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
+            str(obj_id): {"rle": rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
             for obj_id, e in objects.items()
         }
         chunks.setdefault(frame // CHUNK_FRAMES * CHUNK_FRAMES, {})[str(frame)] = entries
@@ -250,7 +249,7 @@ def _load_prompts(path: Path, size: int | None, warnings: list[str]) -> PromptSe
     try:
         rows = json.loads(path.read_bytes())["prompts"]
         for row in rows:
-            mask = decode_mask(_rle_from_json(row["mask"])) if row.get("mask") else None
+            mask = decode_mask(rle_from_json(row["mask"])) if row.get("mask") else None
             box = tuple(row["box"]) if row.get("box") else None
             prompt = FramePrompt(row["points"], row["labels"], box, mask)
             prompts.set(int(row["frame"]), int(row["obj_id"]), prompt)
@@ -281,4 +280,4 @@ def _attach_chunk(results: TrackResults, path: Path, size: int, warnings: list[s
 
 def _object_mask(entry: dict) -> ObjectMask:
     box = tuple(entry["box"]) if entry.get("box") is not None else None
-    return ObjectMask(_rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))
+    return ObjectMask(rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))

@@ -153,11 +153,6 @@ def frame_file(frame: int, suffix: str, digits: int = 6) -> str:
     return f"{frame:0{digits}d}{suffix}"
 
 
-def rle_json(rle: dict) -> dict:
-    """A pycocotools RLE with its byte counts as text, as COCO JSON files hold it."""
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def write_json(path: Path, data: Any) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, separators=(",", ":"))

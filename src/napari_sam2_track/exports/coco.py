@@ -14,13 +14,13 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
+from ..results import rle_json
 from ..store import Annotation
 from ._common import (
     ExportOptions,
     class_index,
     class_names,
     frame_file,
-    rle_json,
     visible,
     write_json,
 )

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
+from ..results import rle_json
 from ..store import Annotation
 from ._common import (
     ExportOptions,
     class_index,
     frame_file,
     object_ids,
-    rle_json,
     video_name,
     write_json,
 )
