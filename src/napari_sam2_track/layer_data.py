@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .boxes import Box, box_edges, box_from_edges
 from .prompts import FramePrompt, PromptError, prompts_from_points
 from .results import TrackResults
 
@@ -49,21 +50,20 @@ def changed_prompts(
     return changes
 
 
-def box_corners(frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A napari rectangle (4 corners of frame, row, column) around a COCO box."""
-    x, y, w, h = box
-    top, left, bottom, right = y - 0.5, x - 0.5, y + h - 0.5, x + w - 0.5
+def box_corners(frame: int, box: Box) -> np.ndarray:
+    """A napari rectangle (4 corners of frame, row, column) around a box."""
+    left, top, right, bottom = (edge - 0.5 for edge in box_edges(box))
     return np.array(
         [[frame, top, left], [frame, top, right], [frame, bottom, right], [frame, bottom, left]],
         dtype=float,
     )
 
 
-def corners_to_box(corners: np.ndarray) -> tuple[int, int, int, int]:
-    """Inverse of :func:`box_corners`."""
+def corners_to_box(corners: np.ndarray) -> Box:
+    """The box whose pixel edges lie nearest a rectangle's; inverse of :func:`box_corners`."""
     rows, cols = corners[:, -2], corners[:, -1]
-    width, height = cols.max() - cols.min(), rows.max() - rows.min()
-    return (round(cols.min() + 0.5), round(rows.min() + 0.5), round(width), round(height))
+    edges = (cols.min(), rows.min(), cols.max(), rows.max())
+    return box_from_edges(*(round(edge + 0.5) for edge in edges))
 
 
 def box_layer_data(
