@@ -353,6 +353,13 @@ def test_boxes_csv_has_exclusive_corners_names_and_classes(tmp_path, annotation)
     }
 
 
+def test_a_session_folder_holds_the_same_boxes_csv_as_the_export(tmp_path, annotation):
+    manifest = save_session(tmp_path / "s", annotation)
+    data = json.loads(manifest.read_text())["data"]
+    exported = run_export(tmp_path, annotation, "boxes_csv")
+    assert (tmp_path / "s" / data / "boxes.csv").read_text() == exported.read_text()
+
+
 # ------------------------------------------------------------------ all-or-nothing output
 
 

@@ -60,9 +60,9 @@ def test_boxes_csv_lists_every_box_with_names(tmp_path):
     save_session(tmp_path / "s", saved)
     manifest = json.loads((tmp_path / "s" / "session.json").read_text())
     lines = (tmp_path / "s" / manifest["data"] / "boxes.csv").read_text().splitlines()
-    assert lines[0] == "frame,obj_id,name,class,x,y,width,height,score"
+    assert lines[0] == "frame,obj_id,name,class,x0,y0,x1,y1,score"
     x, y, w, h = saved.results.get(4, 2).box
-    assert f"4,2,hand,person,{x},{y},{w},{h},0.5400" in lines
+    assert f"4,2,hand,person,{x},{y},{x + w},{y + h},0.5400" in lines
     assert len(lines) - 1 == sum(len(saved.results.boxes(f)) for f in range(12))
 
 

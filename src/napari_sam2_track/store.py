@@ -7,7 +7,7 @@ Layout::
                             name of the data folder that belongs to it
       data-<id>/prompts.json
       data-<id>/masks/<first frame>.json.gz   masks of CHUNK_FRAMES frames (COCO RLE)
-      data-<id>/boxes.csv   the boxes derived from the masks
+      data-<id>/boxes.csv   the boxes derived from the masks (see box_csv)
 
 Saving writes a complete new data folder, then replaces ``session.json`` in one atomic
 rename; only then is the old data folder removed. Interrupted at any step, the folder
@@ -16,7 +16,6 @@ still holds the previous manifest and the data it names.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .box_csv import annotation_rows, write_box_csv
 from .errors import UserError
 from .prompts import FramePrompt, PromptSet
 from .results import (
@@ -42,6 +42,7 @@ from .video_ref import VideoRef
 FORMAT_VERSION = 1
 MANIFEST = "session.json"
 CHUNK_FRAMES = 100
+DEFAULT_CLASS = "object"  # the class of an object that was given none
 
 
 class StoreError(UserError):
@@ -76,6 +77,10 @@ class Annotation:
 
     def object_info(self, obj_id: int) -> ObjectInfo:
         return self.objects.get(obj_id) or ObjectInfo(obj_id, f"object {obj_id}")
+
+    def class_name(self, obj_id: int) -> str:
+        """The object's class, ``DEFAULT_CLASS`` when it has none."""
+        return self.object_info(obj_id).category or DEFAULT_CLASS
 
 
 # ------------------------------------------------------------------------------ saving
@@ -175,15 +180,7 @@ def _mask_chunks(results: TrackResults):
 
 def _boxes_csv(annotation: Annotation) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["frame", "obj_id", "name", "class", "x", "y", "width", "height", "score"])
-    for frame, objects in annotation.results:
-        for obj_id, entry in sorted(objects.items()):
-            if entry.box is not None:
-                info = annotation.object_info(obj_id)
-                writer.writerow(
-                    [frame, obj_id, info.name, info.category, *entry.box, f"{entry.score:.4f}"]
-                )
+    write_box_csv(out, annotation_rows(annotation))
     return out.getvalue()
 
 

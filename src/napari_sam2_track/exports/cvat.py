@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..boxes import Box, box_edges
 from ..store import Annotation
-from ._common import ExportOptions, class_name, class_names, object_ids
+from ._common import ExportOptions, class_names, object_ids
 
 
 def _meta(annotation: Annotation, name: str) -> ET.Element:
@@ -77,7 +77,7 @@ def write_cvat(annotation: Annotation, target: Path, options: ExportOptions) -> 
     for obj_id in object_ids(annotation):
         if obj_id not in boxes:
             continue
-        label = class_name(annotation, obj_id)
+        label = annotation.class_name(obj_id)
         track = ET.SubElement(root, "track", {"id": str(obj_id), "label": label})
         by_frame = boxes[obj_id]
         for frame in sorted(by_frame):
