@@ -41,6 +41,8 @@ from .video_ref import VideoRef
 
 FORMAT_VERSION = 1
 MANIFEST = "session.json"
+DATA_PREFIX = "data-"  # the data folder's name is this and a random id
+PROMPTS_FILE, MASKS_FOLDER, BOXES_FILE = "prompts.json", "masks", "boxes.csv"
 CHUNK_FRAMES = 100
 DEFAULT_CLASS = "object"  # the class of an object that was given none
 
@@ -90,15 +92,15 @@ def save_session(folder: str | Path, annotation: Annotation) -> Path:
     """Write the annotation into ``folder`` atomically; returns the manifest's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data_name = f"data-{uuid.uuid4().hex[:12]}"
+    data_name = f"{DATA_PREFIX}{uuid.uuid4().hex[:12]}"
     partial = folder / f"{data_name}.partial"
     partial.mkdir()
     files = {}
-    files["prompts.json"] = _write(partial / "prompts.json", _prompts_json(annotation.prompts))
+    files[PROMPTS_FILE] = _write(partial / PROMPTS_FILE, _prompts_json(annotation.prompts))
     for first, payload in _mask_chunks(annotation.results):
-        name = f"masks/{first:08d}.json.gz"
+        name = f"{MASKS_FOLDER}/{first:08d}.json.gz"
         files[name] = _write(partial / name, gzip.compress(payload, mtime=0))
-    files["boxes.csv"] = _write(partial / "boxes.csv", _boxes_csv(annotation))
+    files[BOXES_FILE] = _write(partial / BOXES_FILE, _boxes_csv(annotation))
     _fsync_dir(partial)
     os.rename(partial, folder / data_name)
     manifest = {
@@ -140,7 +142,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _remove_stale(folder: Path, keep: str) -> None:
     for path in folder.iterdir():
-        stale_data = path.name.startswith("data-") and path.name != keep
+        stale_data = path.name.startswith(DATA_PREFIX) and path.name != keep
         if stale_data and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
@@ -207,10 +209,10 @@ def load_session(folder: str | Path, video: VideoRef | None = None) -> Annotatio
     data = folder / manifest["data"]
     warnings: list[str] = []
     files = manifest.get("files", {})
-    prompts = _load_prompts(data / "prompts.json", files.get("prompts.json"), warnings)
+    prompts = _load_prompts(data / PROMPTS_FILE, files.get(PROMPTS_FILE), warnings)
     results = TrackResults(stored_video.n_frames, stored_video.height, stored_video.width)
     for name, size in sorted(files.items()):
-        if name.startswith("masks/"):
+        if name.startswith(f"{MASKS_FOLDER}/"):
             _attach_chunk(results, data / name, size, warnings)
     objects = {}
     for entry in manifest.get("objects", []):
@@ -251,7 +253,7 @@ def _load_prompts(path: Path, size: int | None, warnings: list[str]) -> PromptSe
             prompt = FramePrompt(row["points"], row["labels"], box, mask)
             prompts.set(int(row["frame"]), int(row["obj_id"]), prompt)
     except (OSError, ValueError, KeyError, TypeError):
-        warnings.append(f"the prompts in {path.parent.name}/prompts.json could not be read.")
+        warnings.append(f"the prompts in {path.parent.name}/{path.name} could not be read.")
         return PromptSet()
     return prompts
 
