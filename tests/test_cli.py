@@ -183,6 +183,13 @@ def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys, er
     assert cli_module.BUG_TRACKER in lines[-1]
 
 
+def test_a_file_the_system_refuses_is_one_sentence(monkeypatch, capsys):
+    error = PermissionError(13, "Permission denied", "/data/session")
+    status, lines = run_failing(monkeypatch, capsys, error)
+    assert status == 1
+    assert lines == ["napari-sam2-track: /data/session could not be used (permission denied)."]
+
+
 def test_running_out_of_memory_is_one_sentence(monkeypatch, capsys):
     import torch
 
