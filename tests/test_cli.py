@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from napari_sam2_track import cli as cli_module
+from napari_sam2_track.prompts import PromptError
 from napari_sam2_track.store import load_session
 from napari_sam2_track.synthetic import make_synthetic_video
 
@@ -152,6 +154,58 @@ def test_bad_input_exits_non_zero_with_one_sentence(
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert not (tmp_path / "s").exists()
+
+
+def run_failing(monkeypatch, capsys, error: BaseException) -> tuple[int, list[str]]:
+    """Run ``models`` in this process with its handler raising ``error``."""
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli_module, "run_models", fail)
+    status = cli_module.main(["models"])
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_user_error_is_one_sentence(monkeypatch, capsys):
+    status, lines = run_failing(monkeypatch, capsys, PromptError("the point is off the image."))
+    assert status == 1
+    assert lines == ["napari-sam2-track: The point is off the image."]
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), ValueError("bad")])
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys, error):
+    status, lines = run_failing(monkeypatch, capsys, error)
+    assert status == 1
+    assert lines[0] == "Traceback (most recent call last):"
+    assert f"{type(error).__name__}: {error}" in lines
+    assert "please report it" in lines[-1]
+    assert cli_module.BUG_TRACKER in lines[-1]
+
+
+def test_a_file_the_system_refuses_is_one_sentence(monkeypatch, capsys):
+    error = PermissionError(13, "Permission denied", "/data/session")
+    status, lines = run_failing(monkeypatch, capsys, error)
+    assert status == 1
+    assert lines == ["napari-sam2-track: /data/session could not be used (permission denied)."]
+
+
+def test_running_out_of_memory_is_one_sentence(monkeypatch, capsys):
+    import torch
+
+    error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    status, lines = run_failing(monkeypatch, capsys, error)
+    assert status == 1
+    assert len(lines) == 1
+    assert "ran out of memory" in lines[0] and "--image-size" in lines[0]
+
+
+def test_direction_choices_are_the_engines(capsys):
+    from napari_sam2_track.engine import DIRECTIONS
+
+    with pytest.raises(SystemExit):
+        cli_module.main(["track", "v.mp4", "--prompts", "p.csv", "--out", "s", "-h"])
+    assert "{" + ",".join(DIRECTIONS) + "}" in capsys.readouterr().out
 
 
 def test_models_lists_each_model_and_whether_it_is_cached(tmp_path, monkeypatch):

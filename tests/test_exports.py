@@ -23,7 +23,13 @@ from napari_sam2_track.exports import EXPORTERS, ExportError, export
 from napari_sam2_track.exports import davis as davis_module
 from napari_sam2_track.prompts import PromptSet
 from napari_sam2_track.results import TrackResults
-from napari_sam2_track.store import Annotation, ObjectInfo, load_session, save_session
+from napari_sam2_track.store import (
+    BOXES_FILE,
+    Annotation,
+    ObjectInfo,
+    load_session,
+    save_session,
+)
 from napari_sam2_track.synthetic import make_synthetic_video
 from napari_sam2_track.video import open_video
 from napari_sam2_track.video_ref import VideoRef
@@ -351,6 +357,13 @@ def test_boxes_csv_has_exclusive_corners_names_and_classes(tmp_path, annotation)
         ("3", "object 3", "object"),
         ("5", "right cup", "cup"),
     }
+
+
+def test_a_session_folder_holds_the_same_boxes_csv_as_the_export(tmp_path, annotation):
+    manifest = save_session(tmp_path / "s", annotation)
+    data = json.loads(manifest.read_text())["data"]
+    exported = run_export(tmp_path, annotation, "boxes_csv")
+    assert (tmp_path / "s" / data / BOXES_FILE).read_text() == exported.read_text()
 
 
 # ------------------------------------------------------------------ all-or-nothing output

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from napari_sam2_track.prompts import FramePrompt, PromptError, PromptSet, prompts_from_points
-from napari_sam2_track.results import ObjectMask, TrackResults, mask_to_box
+from napari_sam2_track.results import (
+    ObjectMask,
+    TrackResults,
+    decode_mask,
+    encode_mask,
+    mask_to_box,
+    rle_from_json,
+    rle_json,
+)
 
 
 def test_box_follows_cocos_convention():
@@ -17,6 +25,15 @@ def test_box_follows_cocos_convention():
     single = np.zeros((4, 4), bool)
     single[3, 0] = True
     assert mask_to_box(single) == (0, 3, 1, 1)
+
+
+def test_rle_survives_json_as_coco_writes_it():
+    import json
+
+    mask = np.random.default_rng(3).random((9, 7)) > 0.5
+    text = json.dumps(rle_json(encode_mask(mask)))
+    assert set(json.loads(text)) == {"size", "counts"}
+    np.testing.assert_array_equal(decode_mask(rle_from_json(json.loads(text))), mask)
 
 
 def test_box_matches_pycocotools_toBbox():

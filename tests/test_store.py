@@ -58,11 +58,11 @@ def test_everything_round_trips(tmp_path):
 def test_boxes_csv_lists_every_box_with_names(tmp_path):
     saved = make_annotation()
     save_session(tmp_path / "s", saved)
-    manifest = json.loads((tmp_path / "s" / "session.json").read_text())
-    lines = (tmp_path / "s" / manifest["data"] / "boxes.csv").read_text().splitlines()
-    assert lines[0] == "frame,obj_id,name,class,x,y,width,height,score"
+    manifest = json.loads((tmp_path / "s" / store.MANIFEST).read_text())
+    lines = (tmp_path / "s" / manifest["data"] / store.BOXES_FILE).read_text().splitlines()
+    assert lines[0] == "frame,obj_id,name,class,x0,y0,x1,y1,score"
     x, y, w, h = saved.results.get(4, 2).box
-    assert f"4,2,hand,person,{x},{y},{w},{h},0.5400" in lines
+    assert f"4,2,hand,person,{x},{y},{x + w},{y + h},0.5400" in lines
     assert len(lines) - 1 == sum(len(saved.results.boxes(f)) for f in range(12))
 
 
@@ -122,7 +122,7 @@ def test_a_save_interrupted_at_any_step_leaves_the_previous_save(tmp_path, monke
         assert_same(load_session(folder), first)
     save_session(folder, second)  # and the next save cleans up after the crashes
     assert_same(load_session(folder), second)
-    assert len([p for p in folder.iterdir() if p.name.startswith("data-")]) == 1
+    assert len([p for p in folder.iterdir() if p.name.startswith(store.DATA_PREFIX)]) == 1
 
 
 def test_a_folder_for_another_video_is_refused(tmp_path):
@@ -137,7 +137,7 @@ def test_a_folder_for_another_video_is_refused(tmp_path):
 
 def test_a_future_format_is_refused(tmp_path):
     save_session(tmp_path / "s", make_annotation())
-    manifest_path = tmp_path / "s" / "session.json"
+    manifest_path = tmp_path / "s" / store.MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["format_version"] = 99
     manifest_path.write_text(json.dumps(manifest))
@@ -149,7 +149,7 @@ def test_damaged_or_missing_manifest_is_refused(tmp_path):
     with pytest.raises(StoreError, match="is not a session folder"):
         load_session(tmp_path)
     save_session(tmp_path / "s", make_annotation())
-    (tmp_path / "s" / "session.json").write_text('{"format_version": 1, "vid')
+    (tmp_path / "s" / store.MANIFEST).write_text('{"format_version": 1, "vid')
     with pytest.raises(StoreError, match="is damaged and cannot be read"):
         load_session(tmp_path / "s")
 
@@ -157,8 +157,8 @@ def test_damaged_or_missing_manifest_is_refused(tmp_path):
 def test_damaged_mask_chunk_is_skipped_and_the_rest_loads(tmp_path):
     saved = make_annotation(n_frames=230)
     save_session(tmp_path / "s", saved)
-    manifest = json.loads((tmp_path / "s" / "session.json").read_text())
-    chunk = tmp_path / "s" / manifest["data"] / "masks" / "00000100.json.gz"
+    manifest = json.loads((tmp_path / "s" / store.MANIFEST).read_text())
+    chunk = tmp_path / "s" / manifest["data"] / store.MASKS_FOLDER / "00000100.json.gz"
     chunk.write_bytes(b"\0" * chunk.stat().st_size)  # same size, garbage inside
     loaded = load_session(tmp_path / "s")
     assert loaded.results.get(150, 1) is None
@@ -170,10 +170,10 @@ def test_damaged_mask_chunk_is_skipped_and_the_rest_loads(tmp_path):
 
 def test_truncated_chunk_and_damaged_prompts_are_reported_on_load(tmp_path):
     save_session(tmp_path / "s", make_annotation(n_frames=150))
-    manifest = json.loads((tmp_path / "s" / "session.json").read_text())
+    manifest = json.loads((tmp_path / "s" / store.MANIFEST).read_text())
     data = tmp_path / "s" / manifest["data"]
-    (data / "masks" / "00000100.json.gz").write_bytes(b"\x1f\x8b")
-    (data / "prompts.json").write_text("{not json")
+    (data / store.MASKS_FOLDER / "00000100.json.gz").write_bytes(b"\x1f\x8b")
+    (data / store.PROMPTS_FILE).write_text("{not json")
     loaded = load_session(tmp_path / "s")
     assert len(loaded.warnings) == 2
     assert "prompts.json could not be read" in loaded.warnings[0]

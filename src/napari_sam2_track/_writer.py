@@ -1,7 +1,7 @@
 """npe2 writers: a Labels layer as DAVIS palette PNGs, a boxes Shapes layer as CSV.
 
 Both write all or nothing, like the session exports, and use the same conventions
-(see :mod:`napari_sam2_track.exports.davis` and :mod:`~napari_sam2_track.exports.boxes_csv`).
+(see :mod:`napari_sam2_track.exports.davis` and :mod:`napari_sam2_track.box_csv`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from .box_csv import box_row, write_box_csv
 from .exports import ExportError
-from .exports._common import DEFAULT_CLASS, atomic_output, frame_file
-from .exports.boxes_csv import write_rows
+from .exports._common import atomic_output, frame_file
 from .exports.davis import FRAME_DIGITS, check_object_count, write_index_png
+from .layers import corners_to_box
+from .store import DEFAULT_CLASS
 
 
 def write_labels_davis(path: str, data: Any, attributes: dict) -> list[str]:
@@ -43,9 +45,9 @@ def write_labels_davis(path: str, data: Any, attributes: dict) -> list[str]:
 def write_boxes_csv(path: str, data: Any, attributes: dict) -> list[str]:
     """A Shapes layer of rectangles with ``obj_id`` and ``frame`` features as a boxes CSV.
 
-    Optional ``name``, ``class`` and ``score`` features fill those columns. A rectangle's
-    corners lie on pixel edges in napari (pixel ``i`` spans ``i - 0.5 .. i + 0.5``), so
-    the CSV's pixel-edge corners are the rectangle's extent plus one half, rounded.
+    Optional ``name``, ``class`` and ``score`` features fill those columns. Each
+    rectangle becomes the box whose pixel edges lie nearest its sides
+    (:func:`~napari_sam2_track.layers.corners_to_box`).
     """
     features = attributes.get("features")
     if features is None or len(features) == 0:
@@ -64,24 +66,17 @@ def write_boxes_csv(path: str, data: Any, attributes: dict) -> list[str]:
                 raise ExportError("the boxes layer is 2-D and has no frame feature.")
             frame = corners[0, -3]
         obj_id = int(_feature(features, "obj_id", index))
-        (y0, x0), (y1, x1) = corners[:, -2:].min(axis=0), corners[:, -2:].max(axis=0)
         name = _feature(features, "name", index) or f"object {obj_id}"
         category = _feature(features, "class", index) or DEFAULT_CLASS
         score = _feature(features, "score", index)
-        edges = [round(v + 0.5) for v in (x0, y0, x1, y1)]
-        rows.append(
-            (
-                round(frame),
-                obj_id,
-                name,
-                category,
-                *edges,
-                "" if score is None else f"{float(score):.4f}",
-            )
-        )
+        box = corners_to_box(corners)
+        rows.append(box_row(round(frame), obj_id, name, category, box, score))
     rows.sort(key=lambda row: (row[0], row[1]))
-    with atomic_output(Path(path), folder=False) as target:
-        write_rows(target, rows)
+    with (
+        atomic_output(Path(path), folder=False) as target,
+        open(target, "w", newline="", encoding="utf-8") as handle,
+    ):
+        write_box_csv(handle, rows)
     return [str(path)]
 
 

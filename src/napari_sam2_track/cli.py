@@ -1,21 +1,28 @@
 """``napari-sam2-track``: the tracking engine from a shell, for batch work.
 
-Every failure a user can cause ends with one sentence on stderr and exit status 1
-(2 for a malformed command line, 130 when interrupted after saving what was done).
+Every failure a user can cause (a :class:`~napari_sam2_track.errors.UserError`, or
+running out of memory) ends with one sentence on stderr and exit status 1 (2 for a
+malformed command line, 130 when interrupted after saving what was done); anything else
+is a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from . import __version__
+from .errors import UserError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
+_OOM_PHRASES = ("out of memory", "can't allocate memory")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine import DIRECTIONS
     from .models import CACHE_ENV, DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument(
         "--direction",
-        choices=("forward", "backward", "both"),
+        choices=DIRECTIONS,
         default="forward",
         help="forward from the first new prompt, backward from the last, or both",
     )
@@ -124,20 +131,53 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except ValueError as exc:  # every user-facing error type here is a ValueError
-        print(f"napari-sam2-track: {_sentence(exc)}", file=sys.stderr)
-        return EXIT_ERROR
-    except RuntimeError as exc:  # a failure inside torch or SAM 2, e.g. out of memory
-        print(f"napari-sam2-track: tracking failed ({_sentence(exc)})", file=sys.stderr)
+    except UserError as exc:
+        _say(_sentence(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("napari-sam2-track: interrupted.", file=sys.stderr)
+        _say("interrupted.")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, unless the machine itself refused
+        problem = _machine_problem(exc)
+        if problem is None:
+            traceback.print_exc()
+            problem = (
+                f"this is a bug in napari-sam2-track {__version__}; please report it, "
+                f"with the traceback above, at {BUG_TRACKER}."
+            )
+        _say(problem)
+        return EXIT_ERROR
+
+
+def _say(sentence: str) -> None:
+    print(f"napari-sam2-track: {sentence}", file=sys.stderr)
 
 
 def _sentence(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:1].upper() + text[1:]
+
+
+def _machine_problem(exc: Exception) -> str | None:
+    """A sentence for running out of memory or a file the system refused, else None."""
+    if _out_of_memory(exc):
+        return (
+            "Tracking ran out of memory; try a smaller --image-size, a smaller model "
+            "or another --device."
+        )
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename} could not be used ({(exc.strerror or str(exc)).lower()})."
+    return None
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    # torch is looked up, not imported: if it was never imported, it raised nothing.
+    torch = sys.modules.get("torch")
+    torch_oom = getattr(torch, "OutOfMemoryError", None) if torch else None
+    if isinstance(exc, MemoryError) or (torch_oom and isinstance(exc, torch_oom)):
+        return True
+    text = str(exc).lower()  # CPU and MPS allocators raise a plain RuntimeError
+    return isinstance(exc, RuntimeError) and any(s in text for s in _OOM_PHRASES)
 
 
 def run_track(args: argparse.Namespace) -> int:

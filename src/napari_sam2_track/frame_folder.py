@@ -1,4 +1,9 @@
-"""A folder of numbered JPEG/PNG frames as a lazy (T, H, W, 3) uint8 array."""
+"""A folder of numbered JPEG/PNG frames as a lazy (T, H, W, 3) uint8 array.
+
+Frames with more than 8 bits (16-bit PNGs) become 8-bit through one intensity range
+for the whole folder, sampled from its frames when it is opened, as arrays of the same
+data are (:mod:`~napari_sam2_track.intensity`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ._ffmpeg import VideoReadError
-from .frames import DEFAULT_CACHE_BYTES, LazyFrames, as_uint8_rgb
+from .frames import DEFAULT_CACHE_BYTES, LazyFrames
+from .intensity import IntensityRange, SourceError, as_uint8_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# PIL modes of 8-bit images that numpy cannot take as they are.
+_CONVERT_TO_RGB = {"P", "1", "CMYK", "YCbCr"}
 DEFAULT_FOLDER_FPS = 30.0
 
 
@@ -55,6 +63,7 @@ class ImageFolderFrames(LazyFrames):
                 )
         super().__init__(len(self.files), height, width, cache_bytes)
         self.fps = fps
+        self.intensity = _folder_intensity(self.files)
 
     @property
     def name(self) -> str:
@@ -63,13 +72,9 @@ class ImageFolderFrames(LazyFrames):
     def _load(self, index: int) -> np.ndarray:
         file = self.files[index]
         try:
-            with Image.open(file) as image:
-                image = (
-                    image.convert("RGB") if image.mode in {"P", "1", "CMYK", "YCbCr"} else image
-                )
-                frame = as_uint8_rgb(np.asarray(image))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise VideoReadError(f"frame {index} ({file.name}) could not be read: {exc}.") from exc
+            frame = as_uint8_rgb(_decode(file, index), self.intensity)
+        except SourceError as exc:
+            raise VideoReadError(f"frame {index} ({file.name}) could not be read: {exc}") from exc
         if frame.shape != self.shape[1:]:
             raise VideoReadError(
                 f"frame {index} ({file.name}) changed size since the folder was opened."
@@ -89,3 +94,22 @@ def _image_size(file: Path) -> tuple[int, int]:
             return image.size
     except (OSError, UnidentifiedImageError) as exc:
         raise VideoReadError(f"{file.name} is not a readable image: {exc}.") from exc
+
+
+def _decode(file: Path, index: int) -> np.ndarray:
+    """The frame's pixel values as stored (8-bit, or 16-bit greyscale)."""
+    try:
+        with Image.open(file) as image:
+            image = image.convert("RGB") if image.mode in _CONVERT_TO_RGB else image
+            return np.asarray(image)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise VideoReadError(f"frame {index} ({file.name}) could not be read: {exc}.") from exc
+
+
+def _folder_intensity(files: list[Path]) -> IntensityRange:
+    """8-bit frames keep their values; wider ones share a range sampled from the folder."""
+    with Image.open(files[0]) as image:
+        wide = image.mode.startswith(("I", "F"))  # I;16, I, F: more than 8 bits a pixel
+    if not wide:
+        return IntensityRange(0.0, 255.0)
+    return IntensityRange.sampled(len(files), lambda i: _decode(files[i], i))

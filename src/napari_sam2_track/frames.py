@@ -144,37 +144,3 @@ def _expand_ellipsis(key: tuple, ndim: int) -> tuple:
     at = next(i for i, k in enumerate(key) if k is Ellipsis)
     fill = (slice(None),) * (ndim - len(key) + 1)
     return key[:at] + fill + key[at + 1 :]
-
-
-def as_uint8_rgb(image: np.ndarray) -> np.ndarray:
-    """Any 2-D greyscale or RGB(A) image as (H, W, 3) uint8.
-
-    Integer images are scaled by their type's range (16-bit → top 8 bits); float images
-    are taken as 0..1 when they fit there, else stretched between their min and max.
-    """
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        image = image[..., : image.shape[2] - 1]  # drop alpha
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.dtype != np.uint8:
-        image = _scale_to_uint8(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"an image of shape {image.shape} is neither greyscale nor RGB.")
-    return image
-
-
-def _scale_to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == bool:
-        return image.astype(np.uint8) * 255
-    if np.issubdtype(image.dtype, np.integer):
-        info = np.iinfo(image.dtype)
-        shifted = image.astype(np.float64) - info.min
-        return np.round(shifted * (255.0 / (info.max - info.min))).astype(np.uint8)
-    image = image.astype(np.float64)
-    low, high = float(np.nanmin(image)), float(np.nanmax(image))
-    if low < 0.0 or high > 1.0:
-        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
-    return np.round(np.nan_to_num(image) * 255.0).astype(np.uint8)

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .prompts import FramePrompt, PromptSet, prompts_from_points
+from .boxes import Box, box_edges, box_from_edges
+from .prompts import FramePrompt, PromptError, PromptSet, prompts_from_points
 from .results import TrackResults
 
 PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
@@ -89,7 +90,7 @@ def prompts_from_layer(data: np.ndarray, features) -> dict[tuple[int, int], Fram
         return {}
     missing = [name for name in PROMPT_FEATURES if name not in features]
     if missing:
-        raise ValueError(f"the prompts layer lacks the features {', '.join(missing)}.")
+        raise PromptError(f"the prompts layer lacks the features {', '.join(missing)}.")
     labels = np.asarray(features["label"], dtype=float)
     obj_ids = np.asarray(features["obj_id"], dtype=float)
     # Rows whose features are not filled in yet (data set before features, as a script
@@ -113,21 +114,20 @@ def changed_prompts(
     return changes
 
 
-def box_corners(frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A napari rectangle (4 corners of frame, row, column) around a COCO box."""
-    x, y, w, h = box
-    top, left, bottom, right = y - 0.5, x - 0.5, y + h - 0.5, x + w - 0.5
+def box_corners(frame: int, box: Box) -> np.ndarray:
+    """A napari rectangle (4 corners of frame, row, column) around a box."""
+    left, top, right, bottom = (edge - 0.5 for edge in box_edges(box))
     return np.array(
         [[frame, top, left], [frame, top, right], [frame, bottom, right], [frame, bottom, left]],
         dtype=float,
     )
 
 
-def corners_to_box(corners: np.ndarray) -> tuple[int, int, int, int]:
-    """Inverse of :func:`box_corners`."""
+def corners_to_box(corners: np.ndarray) -> Box:
+    """The box whose pixel edges lie nearest a rectangle's; inverse of :func:`box_corners`."""
     rows, cols = corners[:, -2], corners[:, -1]
-    width, height = cols.max() - cols.min(), rows.max() - rows.min()
-    return (round(cols.min() + 0.5), round(rows.min() + 0.5), round(width), round(height))
+    edges = (cols.min(), rows.min(), cols.max(), rows.max())
+    return box_from_edges(*(round(edge + 0.5) for edge in edges))
 
 
 def box_layer_data(

@@ -170,8 +170,8 @@ def verify_file(path: str | Path, spec: ModelSpec | str) -> None:
         )
 
 
-class _SizeMismatch(ValueError):
-    pass
+class _SizeMismatch(CheckpointError):
+    """A download that stopped short; reworded into a sentence by ensure_checkpoint."""
 
 
 class _Downloader:

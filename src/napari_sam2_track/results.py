@@ -2,11 +2,8 @@
 
 A dense mask per frame would grow with video length (1080p: 2 MB a frame and object);
 COCO's compressed RLE is a few hundred bytes for a typical object and is what the
-exports write anyway.
-
-Box convention (the same as COCO's): ``(x, y, width, height)`` in pixels, where ``x``
-and ``y`` are the column and row of the mask's top-left pixel and width/height count
-pixels, so a mask covering columns 2, 3 and 4 has ``x = 2`` and ``width = 3``.
+exports write anyway. Each mask's box follows the one box convention of
+:mod:`~napari_sam2_track.boxes`.
 """
 
 from __future__ import annotations
@@ -19,16 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
-Box = tuple[int, int, int, int]
-
-
-def mask_to_box(mask: np.ndarray) -> Box | None:
-    """The COCO ``(x, y, width, height)`` box of a boolean mask; None if it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+from .boxes import Box, mask_to_box
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -38,6 +26,16 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 def decode_mask(rle: dict) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
+
+
+def rle_json(rle: dict) -> dict:
+    """A pycocotools RLE with its byte counts as text, as COCO JSON files hold it."""
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_from_json(data: dict) -> dict:
+    """Inverse of :func:`rle_json`."""
+    return {"size": [int(v) for v in data["size"]], "counts": data["counts"].encode("ascii")}
 
 
 @dataclass(frozen=True)

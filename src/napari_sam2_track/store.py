@@ -7,7 +7,7 @@ Layout::
                             name of the data folder that belongs to it
       data-<id>/prompts.json
       data-<id>/masks/<first frame>.json.gz   masks of CHUNK_FRAMES frames (COCO RLE)
-      data-<id>/boxes.csv   the boxes derived from the masks
+      data-<id>/boxes.csv   the boxes derived from the masks (see box_csv)
 
 Saving writes a complete new data folder, then replaces ``session.json`` in one atomic
 rename; only then is the old data folder removed. Interrupted at any step, the folder
@@ -16,7 +16,6 @@ still holds the previous manifest and the data it names.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json
@@ -27,14 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .box_csv import annotation_rows, write_box_csv
 from .errors import UserError
 from .prompts import FramePrompt, PromptSet
-from .results import ObjectMask, TrackResults, decode_mask, encode_mask
+from .results import (
+    ObjectMask,
+    TrackResults,
+    decode_mask,
+    encode_mask,
+    rle_from_json,
+    rle_json,
+)
 from .video_ref import VideoRef
 
 FORMAT_VERSION = 1
 MANIFEST = "session.json"
+DATA_PREFIX = "data-"  # the data folder's name is this and a random id
+PROMPTS_FILE, MASKS_FOLDER, BOXES_FILE = "prompts.json", "masks", "boxes.csv"
 CHUNK_FRAMES = 100
+DEFAULT_CLASS = "object"  # the class of an object that was given none
 
 
 class StoreError(UserError):
@@ -72,6 +82,10 @@ class Annotation:
     def object_info(self, obj_id: int) -> ObjectInfo:
         return self.objects.get(obj_id) or ObjectInfo(obj_id, f"object {obj_id}")
 
+    def class_name(self, obj_id: int) -> str:
+        """The object's class, ``DEFAULT_CLASS`` when it has none."""
+        return self.object_info(obj_id).category or DEFAULT_CLASS
+
 
 # ------------------------------------------------------------------------------ saving
 
@@ -80,15 +94,15 @@ def save_session(folder: str | Path, annotation: Annotation) -> Path:
     """Write the annotation into ``folder`` atomically; returns the manifest's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data_name = f"data-{uuid.uuid4().hex[:12]}"
+    data_name = f"{DATA_PREFIX}{uuid.uuid4().hex[:12]}"
     partial = folder / f"{data_name}.partial"
     partial.mkdir()
     files = {}
-    files["prompts.json"] = _write(partial / "prompts.json", _prompts_json(annotation.prompts))
+    files[PROMPTS_FILE] = _write(partial / PROMPTS_FILE, _prompts_json(annotation.prompts))
     for first, payload in _mask_chunks(annotation.results):
-        name = f"masks/{first:08d}.json.gz"
+        name = f"{MASKS_FOLDER}/{first:08d}.json.gz"
         files[name] = _write(partial / name, gzip.compress(payload, mtime=0))
-    files["boxes.csv"] = _write(partial / "boxes.csv", _boxes_csv(annotation))
+    files[BOXES_FILE] = _write(partial / BOXES_FILE, _boxes_csv(annotation))
     _fsync_dir(partial)
     os.rename(partial, folder / data_name)
     manifest = {
@@ -130,7 +144,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _remove_stale(folder: Path, keep: str) -> None:
     for path in folder.iterdir():
-        stale_data = path.name.startswith("data-") and path.name != keep
+        stale_data = path.name.startswith(DATA_PREFIX) and path.name != keep
         if stale_data and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
@@ -138,14 +152,6 @@ def _remove_stale(folder: Path, keep: str) -> None:
 def _all_object_ids(annotation: Annotation) -> list[int]:
     ids = set(annotation.objects) | set(annotation.prompts.object_ids())
     return sorted(ids | set(annotation.results.object_ids()))
-
-
-def _rle_json(rle: dict) -> dict:
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
-
-
-def _rle_from_json(data: dict) -> dict:
-    return {"size": list(data["size"]), "counts": data["counts"].encode("ascii")}
 
 
 def _prompts_json(prompts: PromptSet) -> str:
@@ -158,7 +164,7 @@ def _prompts_json(prompts: PromptSet) -> str:
                 "points": prompt.points.tolist(),
                 "labels": prompt.labels.tolist(),
                 "box": list(prompt.box) if prompt.box is not None else None,
-                "mask": _rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
+                "mask": rle_json(encode_mask(prompt.mask)) if prompt.mask is not None else None,
             }
         )
     return json.dumps({"prompts": rows})
@@ -168,7 +174,7 @@ def _mask_chunks(results: TrackResults):
     chunks: dict[int, dict[str, dict]] = {}
     for frame, objects in results:
         entries = {
-            str(obj_id): {"rle": _rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
+            str(obj_id): {"rle": rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
             for obj_id, e in objects.items()
         }
         chunks.setdefault(frame // CHUNK_FRAMES * CHUNK_FRAMES, {})[str(frame)] = entries
@@ -178,15 +184,7 @@ def _mask_chunks(results: TrackResults):
 
 def _boxes_csv(annotation: Annotation) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["frame", "obj_id", "name", "class", "x", "y", "width", "height", "score"])
-    for frame, objects in annotation.results:
-        for obj_id, entry in sorted(objects.items()):
-            if entry.box is not None:
-                info = annotation.object_info(obj_id)
-                writer.writerow(
-                    [frame, obj_id, info.name, info.category, *entry.box, f"{entry.score:.4f}"]
-                )
+    write_box_csv(out, annotation_rows(annotation))
     return out.getvalue()
 
 
@@ -213,10 +211,10 @@ def load_session(folder: str | Path, video: VideoRef | None = None) -> Annotatio
     data = folder / manifest["data"]
     warnings: list[str] = []
     files = manifest.get("files", {})
-    prompts = _load_prompts(data / "prompts.json", files.get("prompts.json"), warnings)
+    prompts = _load_prompts(data / PROMPTS_FILE, files.get(PROMPTS_FILE), warnings)
     results = TrackResults(stored_video.n_frames, stored_video.height, stored_video.width)
     for name, size in sorted(files.items()):
-        if name.startswith("masks/"):
+        if name.startswith(f"{MASKS_FOLDER}/"):
             _attach_chunk(results, data / name, size, warnings)
     objects = {}
     for entry in manifest.get("objects", []):
@@ -252,12 +250,12 @@ def _load_prompts(path: Path, size: int | None, warnings: list[str]) -> PromptSe
     try:
         rows = json.loads(path.read_bytes())["prompts"]
         for row in rows:
-            mask = decode_mask(_rle_from_json(row["mask"])) if row.get("mask") else None
+            mask = decode_mask(rle_from_json(row["mask"])) if row.get("mask") else None
             box = tuple(row["box"]) if row.get("box") else None
             prompt = FramePrompt(row["points"], row["labels"], box, mask)
             prompts.set(int(row["frame"]), int(row["obj_id"]), prompt)
     except (OSError, ValueError, KeyError, TypeError):
-        warnings.append(f"the prompts in {path.parent.name}/prompts.json could not be read.")
+        warnings.append(f"the prompts in {path.parent.name}/{path.name} could not be read.")
         return PromptSet()
     return prompts
 
@@ -283,4 +281,4 @@ def _attach_chunk(results: TrackResults, path: Path, size: int, warnings: list[s
 
 def _object_mask(entry: dict) -> ObjectMask:
     box = tuple(entry["box"]) if entry.get("box") is not None else None
-    return ObjectMask(_rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))
+    return ObjectMask(rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))

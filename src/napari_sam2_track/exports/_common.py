@@ -20,7 +20,6 @@ from ..results import ObjectMask
 from ..store import Annotation
 
 Progress = Callable[[int, int], None]
-DEFAULT_CLASS = "object"
 JPEG_QUALITY = 95
 
 
@@ -117,15 +116,11 @@ def object_ids(annotation: Annotation) -> list[int]:
     return sorted(set(annotation.results.object_ids()) | set(annotation.objects))
 
 
-def class_name(annotation: Annotation, obj_id: int) -> str:
-    return annotation.object_info(obj_id).category or DEFAULT_CLASS
-
-
 def class_names(annotation: Annotation) -> list[str]:
     """Distinct classes in order of the first object of each; list index = class index."""
     names: list[str] = []
     for obj_id in object_ids(annotation):
-        name = class_name(annotation, obj_id)
+        name = annotation.class_name(obj_id)
         if name not in names:
             names.append(name)
     return names
@@ -135,7 +130,7 @@ def class_index(annotation: Annotation) -> dict[int, int]:
     """0-based class index of every object (formats that count from 1 add 1)."""
     names = class_names(annotation)
     return {
-        obj_id: names.index(class_name(annotation, obj_id)) for obj_id in object_ids(annotation)
+        obj_id: names.index(annotation.class_name(obj_id)) for obj_id in object_ids(annotation)
     }
 
 
@@ -151,11 +146,6 @@ def video_name(annotation: Annotation, fallback: str) -> str:
 
 def frame_file(frame: int, suffix: str, digits: int = 6) -> str:
     return f"{frame:0{digits}d}{suffix}"
-
-
-def rle_json(rle: dict) -> dict:
-    """A pycocotools RLE with its byte counts as text, as COCO JSON files hold it."""
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -3,7 +3,8 @@
 Images: ``id`` = frame index + 1 (COCO ids start at 1), ``file_name`` = ``000123.jpg``
 for frame 123, plus ``frame_index``. Annotations: one per object and frame where the
 object has a mask, with compressed-RLE ``segmentation``, ``bbox`` as COCO's
-``[x, y, width, height]`` (pycocotools' ``toBbox`` of that RLE), ``area``, SAM 2's
+``[x, y, width, height]`` (the session's own box, :mod:`~napari_sam2_track.boxes`),
+``area``, SAM 2's
 presence ``score``, and the object id as ``track_id`` and as ``attributes.track_id``
 (where CVAT's COCO importer looks for it).
 """
@@ -14,13 +15,13 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
+from ..results import rle_json
 from ..store import Annotation
 from ._common import (
     ExportOptions,
     class_index,
     class_names,
     frame_file,
-    rle_json,
     visible,
     write_json,
 )
@@ -55,7 +56,7 @@ def write_coco(annotation: Annotation, target: Path, options: ExportOptions) -> 
                     "category_id": classes[obj_id] + 1,
                     "segmentation": rle_json(entry.rle),
                     "area": int(mask_utils.area(entry.rle)),
-                    "bbox": [int(v) for v in mask_utils.toBbox(entry.rle)],
+                    "bbox": list(entry.box),
                     "iscrowd": 0,
                     "score": round(entry.score, 6),
                     "track_id": obj_id,

@@ -5,7 +5,8 @@ every frame where it has a mask. Where a visible stretch ends before the video d
 next frame gets a copy of the last box with ``outside="1"``, which is how CVAT marks that
 the object left; CVAT would otherwise interpolate the track on through the gap.
 
-Box corners are pixel edges (``xtl = x``, ``xbr = x + width``), as CVAT draws them.
+Box corners are the box's pixel edges (``xtl, ytl, xbr, ybr = x0, y0, x1, y1`` of
+:func:`~napari_sam2_track.boxes.box_edges`), as CVAT draws them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..boxes import Box, box_edges
 from ..store import Annotation
-from ._common import ExportOptions, class_name, class_names, object_ids
+from ._common import ExportOptions, class_names, object_ids
 
 
 def _meta(annotation: Annotation, name: str) -> ET.Element:
@@ -42,8 +44,8 @@ def _meta(annotation: Annotation, name: str) -> ET.Element:
     return meta
 
 
-def _box(track: ET.Element, frame: int, box: tuple[int, int, int, int], outside: bool) -> None:
-    x, y, w, h = box
+def _box(track: ET.Element, frame: int, box: Box, outside: bool) -> None:
+    x0, y0, x1, y1 = box_edges(box)
     ET.SubElement(
         track,
         "box",
@@ -52,10 +54,10 @@ def _box(track: ET.Element, frame: int, box: tuple[int, int, int, int], outside:
             "keyframe": "1",
             "outside": "1" if outside else "0",
             "occluded": "0",
-            "xtl": f"{x:.2f}",
-            "ytl": f"{y:.2f}",
-            "xbr": f"{x + w:.2f}",
-            "ybr": f"{y + h:.2f}",
+            "xtl": f"{x0:.2f}",
+            "ytl": f"{y0:.2f}",
+            "xbr": f"{x1:.2f}",
+            "ybr": f"{y1:.2f}",
             "z_order": "0",
         },
     )
@@ -63,7 +65,7 @@ def _box(track: ET.Element, frame: int, box: tuple[int, int, int, int], outside:
 
 def write_cvat(annotation: Annotation, target: Path, options: ExportOptions) -> None:
     n = annotation.video.n_frames
-    boxes: dict[int, dict[int, tuple[int, int, int, int]]] = {}
+    boxes: dict[int, dict[int, Box]] = {}
     for frame in range(n):
         for obj_id, entry in annotation.results.frame(frame).items():
             if entry.box is not None:
@@ -75,7 +77,7 @@ def write_cvat(annotation: Annotation, target: Path, options: ExportOptions) -> 
     for obj_id in object_ids(annotation):
         if obj_id not in boxes:
             continue
-        label = class_name(annotation, obj_id)
+        label = annotation.class_name(obj_id)
         track = ET.SubElement(root, "track", {"id": str(obj_id), "label": label})
         by_frame = boxes[obj_id]
         for frame in sorted(by_frame):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..boxes import mot_box
 from ..store import Annotation
 from ._common import ExportOptions, class_index, frame_file, object_ids, visible, write_jpeg
 
@@ -43,9 +44,9 @@ def write_mot(annotation: Annotation, target: Path, options: ExportOptions) -> N
     with open(target / "gt" / "gt.txt", "w", encoding="ascii") as gt:
         for frame in range(video.n_frames):
             for obj_id, entry in visible(annotation.results.frame(frame)):
-                x, y, w, h = entry.box
+                left, top, width, height = mot_box(entry.box)
                 gt.write(
-                    f"{frame + 1},{track_ids[obj_id]},{x + 1},{y + 1},{w},{h},"
+                    f"{frame + 1},{track_ids[obj_id]},{left},{top},{width},{height},"
                     f"1,{classes[obj_id] + 1},1\n"
                 )
             if options.frames is not None:

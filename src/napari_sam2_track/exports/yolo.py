@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..boxes import box_edges, yolo_box
 from ..results import ObjectMask
 from ..store import Annotation
 from ._common import (
@@ -57,17 +58,16 @@ def _enclosed_area(contour: np.ndarray) -> float:
 
 
 def _detection_line(entry: ObjectMask, width: int, height: int) -> str:
-    x, y, w, h = entry.box
-    return _numbers(((x + w / 2) / width, (y + h / 2) / height, w / width, h / height))
+    return _numbers(yolo_box(entry.box, width, height))
 
 
 def _segment_line(entry: ObjectMask, width: int, height: int) -> str | None:
     # Outlining the box's crop alone keeps large frames fast.
-    x, y, w, h = entry.box
-    outline = largest_outline(entry.mask[y : y + h, x : x + w])
+    x0, y0, x1, y1 = box_edges(entry.box)
+    outline = largest_outline(entry.mask[y0:y1, x0:x1])
     if outline is None or len(outline) < 3:
         return None
-    outline = outline + np.array([x, y])
+    outline = outline + np.array([x0, y0])
     return _numbers((outline / (width, height)).clip(0, 1).ravel())
 
 

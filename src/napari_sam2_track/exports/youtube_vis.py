@@ -1,7 +1,8 @@
 """YouTube-VIS JSON: one video, one annotation per object track.
 
 ``segmentations``, ``bboxes`` and ``areas`` hold one entry per video frame and ``null``
-where the object has no mask (absent, or never tracked there). ``file_names`` are
+where the object has no mask (absent, or never tracked there); ``bboxes`` are COCO's
+``[x, y, width, height]`` (the session's own boxes). ``file_names`` are
 ``<video name>/000123.jpg``. The object id is kept as ``track_id`` beside the
 annotation's own ``id``.
 """
@@ -12,13 +13,13 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
+from ..results import rle_json
 from ..store import Annotation
 from ._common import (
     ExportOptions,
     class_index,
     frame_file,
     object_ids,
-    rle_json,
     video_name,
     write_json,
 )
@@ -35,7 +36,7 @@ def write_youtube_vis(annotation: Annotation, target: Path, options: ExportOptio
                 continue
             track = tracks.setdefault(obj_id, {k: [None] * n for k in ("seg", "box", "area")})
             track["seg"][frame] = rle_json(entry.rle)
-            track["box"][frame] = [int(v) for v in mask_utils.toBbox(entry.rle)]
+            track["box"][frame] = list(entry.box)
             track["area"][frame] = int(mask_utils.area(entry.rle))
         options.progress(frame + 1, n)
     classes = class_index(annotation)
