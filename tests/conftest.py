@@ -100,21 +100,10 @@ def random_model():
 
 
 @pytest.fixture(scope="session")
-def random_tiny_model():
-    """SAM 2.1 tiny at 128 px with random weights, on the CPU."""
-    import torch
-
-    from napari_sam2_track.sam2_backend import build_model
-
-    torch.manual_seed(0)
-    return build_model(image_size=128, random_weights=True, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory, random_tiny_model) -> Path:
+def random_checkpoint(tmp_path_factory, random_model) -> Path:
     """A SAM 2.1 tiny checkpoint file with random weights, in SAM 2's own format."""
     import torch
 
     path = tmp_path_factory.mktemp("checkpoints") / "random_tiny.pt"
-    torch.save({"model": random_tiny_model.predictor.state_dict()}, path)
+    torch.save({"model": random_model.predictor.state_dict()}, path)
     return path

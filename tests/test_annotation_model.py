@@ -14,9 +14,9 @@ from napari_sam2_track.video_ref import VideoRef
 
 
 @pytest.fixture
-def model(random_tiny_model):
+def model(random_model):
     frames = make_synthetic_video(n_frames=3, height=48, width=64, n_objects=1).frames
-    session = TrackingSession(frames, random_tiny_model)
+    session = TrackingSession(frames, random_model)
     return AnnotationModel(session, VideoRef.from_source(frames))
 
 

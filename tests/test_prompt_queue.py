@@ -20,9 +20,9 @@ N_FRAMES = 4
 
 
 @pytest.fixture
-def session(random_tiny_model):
+def session(random_model):
     video = make_synthetic_video(n_frames=N_FRAMES, height=48, width=64, n_objects=1)
-    return TrackingSession(video.frames, random_tiny_model)
+    return TrackingSession(video.frames, random_model)
 
 
 def points(*xy):
