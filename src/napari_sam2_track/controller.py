@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
@@ -28,6 +27,7 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from .annotation_model import AnnotationModel
+from .boxes_view import BoxesView
 from .engine import TrackingSession
 from .label_volume import LabelVolume, fold_painted_frame
 from .layers import (
@@ -90,13 +90,6 @@ class TrackerController:
         self._preview_worker = None
         self.propagation_worker = None
         self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
-        self._boxes_timer = QTimer()
-        self._boxes_timer.setSingleShot(True)
-        self._boxes_timer.setInterval(300)
-        self._boxes_timer.timeout.connect(self.update_boxes)
-        # Frames whose boxes are out of date (None: all): a Shapes layer takes seconds to
-        # rebuild at 10,000 boxes, so a long video updates only the frames that changed.
-        self._stale_box_frames: set[int] | None = set()
         self._make_layers()
 
     # ------------------------------------------------------------------ layers
@@ -109,6 +102,7 @@ class TrackerController:
         size = marker_size(self.session.height, self.session.width)
         self.masks_layer = self.viewer.add_labels(self.volume, **masks_layer_kwargs())
         self.boxes_layer = self.viewer.add_shapes(**boxes_layer_kwargs(size))
+        self.boxes = BoxesView(self.boxes_layer, self._boxes_of)
         self.prompts_layer = self.viewer.add_points(np.zeros((0, 3)), **prompts_layer_kwargs(size))
         self._set_feature_defaults()
         self.prompts_layer.events.data.connect(self._on_points_data)
@@ -370,45 +364,13 @@ class TrackerController:
     def refresh_frames(self, frames: list[int] | None) -> None:
         self.volume.invalidate(frames)
         self.masks_layer.refresh()
-        if frames is None or self._stale_box_frames is None:
-            self._stale_box_frames = None
-        else:
-            self._stale_box_frames.update(frames)
-        if not self._boxes_timer.isActive():
-            self._boxes_timer.start()
+        self.boxes.mark_stale(frames)
 
     def update_boxes(self) -> None:
-        """Bring the boxes layer up to date with the results, as cheaply as it can."""
-        self._boxes_timer.stop()
-        frames, self._stale_box_frames = self._stale_box_frames, set()
-        if frames is None:
-            self.rebuild_boxes()
-        elif frames:
-            self._replace_boxes(frames)
+        self.boxes.update()
 
     def rebuild_boxes(self) -> None:
-        """Draw every box again (at the start, and when an object is deleted)."""
-        self._stale_box_frames = set()
-        rectangles, features, colors = self._boxes_of(None)
-        layer = self.boxes_layer
-        layer.data = [(rectangle, "rectangle") for rectangle in rectangles]
-        layer.features = pd.DataFrame(features)
-        if rectangles:
-            layer.edge_color = colors
-
-    def _replace_boxes(self, frames: set[int]) -> None:
-        rectangles, features, colors = self._boxes_of(frames)
-        layer = self.boxes_layer
-        shown = layer.features["frame"].to_numpy() if len(layer.data) else np.zeros(0)
-        stale = np.flatnonzero(np.isin(shown, list(frames)))
-        if len(stale):
-            layer.selected_data = set(stale.tolist())
-            layer.remove_selected()
-        if rectangles:
-            n_kept = len(layer.data)
-            layer.add(rectangles, shape_type="rectangle", edge_color=colors)
-            kept = layer.features.iloc[:n_kept]  # the added rows hold napari's defaults
-            layer.features = pd.concat([kept, pd.DataFrame(features)], ignore_index=True)
+        self.boxes.rebuild()
 
     def _boxes_of(self, frames: set[int] | None) -> tuple[list, dict, np.ndarray]:
         """Rectangles, features and edge colours of the boxes on ``frames`` (None: all)."""
