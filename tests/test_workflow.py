@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+from synthetic_eval import deepest_point
+from synthetic_eval import mask_iou as iou
 
 from napari_sam2_track import models
 from napari_sam2_track.controller import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER
 from napari_sam2_track.layer_data import corners_to_box
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.results import mask_to_box
-from napari_sam2_track.synthetic import deepest_point, make_synthetic_video
-from napari_sam2_track.synthetic import mask_iou as iou
+from napari_sam2_track.synthetic import make_synthetic_video
 
 from conftest import write_video
 
