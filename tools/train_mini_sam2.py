@@ -172,10 +172,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pooch import file_hash
+from synthetic_eval import border_distance, deepest_point
 
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.models import BUNDLED_DIR
-from napari_sam2_track.synthetic import border_distance, deepest_point, make_synthetic_video
+from napari_sam2_track.synthetic import make_synthetic_video
 
 MINI_DIR = BUNDLED_DIR
 CONFIG_NAME = "mini_synthetic"
@@ -228,7 +229,7 @@ def corrective_click(
     """A click on the prediction's error: positive on a miss, negative on a false hit.
 
     The error type is drawn by area, and the point is either the middle of that error
-    (where evaluation clicks: ``synthetic.correction_click``) or a uniform pick inside it.
+    (where evaluation clicks: ``synthetic_eval.correction_click``) or a uniform pick inside it.
     """
     missed, extra = gt & ~pred, pred & ~gt
     n_missed, n_extra = int(missed.sum()), int(extra.sum())
@@ -349,7 +350,7 @@ def dice_loss(logits, target):
 
 def mask_ious(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """IoU of boolean masks over their last two dimensions; 1 where both are empty, as
-    ``synthetic.mask_iou`` counts an absent object rightly left unmasked."""
+    ``synthetic_eval.mask_iou`` counts an absent object rightly left unmasked."""
     inter = (pred & truth).flatten(-2).sum(-1).float()
     union = (pred | truth).flatten(-2).sum(-1).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
