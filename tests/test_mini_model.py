@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from synthetic_eval import correction_click, deepest_point
-from synthetic_eval import mask_iou as iou
 
 from napari_sam2_track import models
 from napari_sam2_track.engine import TrackingSession
 from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import make_synthetic_video
+
+from synthetic_eval import correction_click, deepest_point
+from synthetic_eval import mask_iou as iou
 
 HEIGHT, WIDTH = 120, 160
 # What users should get on a single object (tools/eval_mini_sam2.py targets 0.85 over 24

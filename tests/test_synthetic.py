@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from synthetic_eval import border_distance, deepest_point
 
 from napari_sam2_track.synthetic import make_synthetic_video
+
+from synthetic_eval import border_distance, deepest_point
 
 
 def test_same_seed_same_video_other_seed_other_video():

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-from synthetic_eval import deepest_point
-from synthetic_eval import mask_iou as iou
 
 from napari_sam2_track import models
 from napari_sam2_track.layers import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER, corners_to_box
@@ -25,6 +23,8 @@ from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import make_synthetic_video
 
 from conftest import write_video
+from synthetic_eval import deepest_point
+from synthetic_eval import mask_iou as iou
 
 PLUGIN = "napari-sam2-track"
 N_FRAMES = 16

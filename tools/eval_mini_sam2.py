@@ -41,13 +41,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from synthetic_eval import correction_click, deepest_point
-from synthetic_eval import mask_iou as iou
 
 from napari_sam2_track import models
 from napari_sam2_track.engine import TrackingSession
 from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import make_synthetic_video
+
+from synthetic_eval import correction_click, deepest_point
+from synthetic_eval import mask_iou as iou
 
 HEIGHT, WIDTH, N_FRAMES = 120, 160, 24
 TRAIN_SEED_BASE = 1_000_000  # training videos' seeds start here (tools/train_mini_sam2.py)

@@ -172,11 +172,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pooch import file_hash
-from synthetic_eval import border_distance, deepest_point
 
 from napari_sam2_track.model_input import ModelFrames
 from napari_sam2_track.models import BUNDLED_DIR
 from napari_sam2_track.synthetic import make_synthetic_video
+
+from synthetic_eval import border_distance, deepest_point
 
 MINI_DIR = BUNDLED_DIR
 CONFIG_NAME = "mini_synthetic"
