@@ -201,7 +201,7 @@ def test_running_out_of_memory_is_one_sentence(monkeypatch, capsys):
 
 
 def test_direction_choices_are_the_engines(capsys):
-    from napari_sam2_track.engine import DIRECTIONS
+    from napari_sam2_track.propagation import DIRECTIONS
 
     with pytest.raises(SystemExit):
         cli_module.main(["track", "v.mp4", "--prompts", "p.csv", "--out", "s", "-h"])

@@ -25,11 +25,11 @@ from qtpy.QtCore import QObject
 from qtpy.QtCore import Signal as QtSignal
 from qtpy.QtWidgets import QApplication
 
-from .engine import DIRECTIONS
 from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
 from .notices import show_failure
 from .prompts import NEGATIVE, POSITIVE
+from .propagation import DIRECTIONS
 from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
 

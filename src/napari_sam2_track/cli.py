@@ -22,8 +22,8 @@ _OOM_PHRASES = ("out of memory", "can't allocate memory")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine import DIRECTIONS
     from .models import CACHE_ENV, DEFAULT_MODEL
+    from .propagation import DIRECTIONS
 
     parser = argparse.ArgumentParser(
         prog="napari-sam2-track",

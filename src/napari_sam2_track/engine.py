@@ -19,28 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import propagation as plan
 from .errors import UserError
 from .model_input import ModelFrames
 from .prompts import FramePrompt, PromptError, PromptSet
-from .propagation import (
-    DIRECTIONS,
-    Direction,
-    FrameResult,
-    Pass,
-    Propagation,
-    check_direction,
-    count_frames,
-    frame_range,
-    plan_passes,
-)
+from .propagation import Direction, FrameResult, Pass, Propagation
 from .results import ObjectMask, TrackResults
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from .tracking_backend import TrackingModel
-
-__all__ = ["DIRECTIONS", "Direction", "Propagation", "SessionBusyError", "TrackingSession"]
 
 
 class SessionBusyError(UserError):
@@ -232,17 +221,17 @@ class TrackingSession:
         begins. "both" starts from the first dirty (else prompted) frame in the range
         and goes forward, then backward.
         """
-        check_direction(direction)
+        plan.check_direction(direction)
         if self._propagating:
             raise SessionBusyError("a propagation is already running in this session.")
-        low, high = frame_range(start, end, self.n_frames)
+        low, high = plan.frame_range(start, end, self.n_frames)
         with self._lock:  # plan after any prompt edit in progress has landed
             if not self.prompts.frames():
                 raise PromptError("there is nothing to propagate: add a prompt first.")
             prompted = [f for f in self.prompts.frames() if low <= f <= high]
             dirty = sorted(f for f in self._dirty if low <= f <= high)
-        passes = plan_passes(direction, low, high, dirty or prompted, start, end)
-        return Propagation(self._run(passes, set(dirty)), count_frames(passes))
+        passes = plan.plan_passes(direction, low, high, dirty or prompted, start, end)
+        return Propagation(self._run(passes, set(dirty)), plan.count_frames(passes))
 
     def stop(self) -> None:
         """Ask a running propagation to stop after the frame in progress."""

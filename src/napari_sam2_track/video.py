@@ -106,7 +106,22 @@ class VideoFrames(LazyFrames):
 def open_video(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> LazyFrames:
     """Open a video file or a folder of numbered frames as a lazy RGB array.
 
-    Raises :class:`VideoReadError` with a one-sentence message when it cannot.
+    Parameters
+    ----------
+    path : str or Path
+        A video file (one of ``VIDEO_SUFFIXES``) or a folder of numbered image files.
+    cache_bytes : int
+        How many bytes of decoded frames to keep for repeated access.
+
+    Returns
+    -------
+    LazyFrames
+        A (T, H, W, 3) uint8 array-like that decodes frames only when asked for them.
+
+    Raises
+    ------
+    VideoReadError
+        With a one-sentence message, when the path cannot be read as a video.
     """
     from .frame_folder import ImageFolderFrames
 

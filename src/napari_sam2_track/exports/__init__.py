@@ -104,12 +104,32 @@ def export(
     frames_source: Any = None,
     write_images: bool = False,
 ) -> Path:
-    """Write ``annotation`` as ``format`` to ``out``; returns the path written.
+    """Write an annotation in a dataset format; the output appears only once complete.
 
-    ``progress(done, total)`` is called as frames are written. With ``write_images``,
-    formats that carry images also write the frames as JPEG files, read from
-    ``frames_source`` (a (T, H, W, 3) uint8 array-like) or else from the session's video.
-    Raises :class:`ExportError` for a request that cannot be carried out.
+    Parameters
+    ----------
+    annotation : Annotation
+        A session's video, objects, prompts and masks (``store.load_session``).
+    format : str
+        A name from ``EXPORTERS`` (coco, youtube-vis, mot, yolo, cvat, davis, ...).
+    out : str or Path
+        The file or folder to write; an earlier export there is replaced.
+    progress : callable, optional
+        ``progress(done, total)``, called as frames are written.
+    frames_source : array-like, optional
+        (T, H, W, 3) uint8 frames for ``write_images``; else the session's video.
+    write_images : bool
+        Also write the frames as JPEG files, for formats that carry images.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    ExportError
+        With a one-sentence message, for a request that cannot be carried out.
     """
     exporter = EXPORTERS.get(format)
     if exporter is None:
