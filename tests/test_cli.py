@@ -246,3 +246,25 @@ def test_help_explains_every_track_option():
         "--end",
     ):
         assert option in result.stdout
+
+
+def test_the_feature_cache_budget_reaches_the_session(tmp_path, shapes_video, monkeypatch):
+    from napari_sam2_track.engine import TrackingSession
+
+    given = []
+
+    def refuse(*args, **kwargs):
+        given.append(kwargs.get("feature_cache_bytes"))
+        raise PromptError("stopped here.")
+
+    monkeypatch.setattr(TrackingSession, "create", refuse)
+    prompts = write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)])
+    for extra in (["--feature-cache-mb", "64"], ["--feature-cache-mb", "0"], []):
+        args = ["track", str(shapes_video), "--prompts", str(prompts), "--out", str(tmp_path)]
+        assert cli_module.main([*args, *extra]) == 1
+    assert given == [64 * 2**20, 0, None]
+    with pytest.raises(SystemExit) as refused:
+        cli_module.build_parser().parse_args(
+            ["track", "v", "--prompts", "p", "--out", "o", "--feature-cache-mb", "-1"]
+        )
+    assert refused.value.code == 2

@@ -30,6 +30,7 @@ from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_
 from .notices import show_failure
 from .prompts import NEGATIVE, POSITIVE
 from .propagation import DIRECTIONS
+from .sam2_backend.feature_cache import default_budget
 from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
 
@@ -84,6 +85,14 @@ class TrackerWidget(Container):
         self.model = ComboBox(label="Model", choices=list(MODELS), value=DEFAULT_MODEL)
         self.device = ComboBox(label="Device", choices=["auto", "cpu", "cuda", "mps"])
         self.image_size = SpinBox(label="Image size", value=1024, min=64, max=2048, step=32)
+        self.feature_cache = SpinBox(
+            label="Feature cache (MB)",
+            value=default_budget() // 2**20,
+            min=0,
+            max=2**20,
+            step=256,
+            tooltip="Image features kept so that no frame is encoded twice; 0 keeps none",
+        )
         self.checkpoint = FileEdit(
             label="Checkpoint",
             mode="r",
@@ -128,6 +137,7 @@ class TrackerWidget(Container):
                 self.model,
                 self.device,
                 self.image_size,
+                self.feature_cache,
                 self.checkpoint,
                 self.start,
                 self.status,
@@ -187,6 +197,7 @@ class TrackerWidget(Container):
             self.model,
             self.device,
             self.image_size,
+            self.feature_cache,
             self.checkpoint,
             self.start,
         ):
@@ -278,7 +289,8 @@ class TrackerWidget(Container):
         from .engine import TrackingSession
         from .session_io import restorable_session
 
-        session = TrackingSession(layer.data, model)
+        cache_bytes = self.feature_cache.value * 2**20
+        session = TrackingSession(layer.data, model, feature_cache_bytes=cache_bytes)
         folder, annotation = restorable_session(layer)
         if annotation is not None:
             session.restore(annotation.prompts, annotation.results, annotation.pending_frames)

@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="SAM 2's input size, a multiple of 32 (default 1024; smaller is faster and coarser)",
     )
     track.add_argument(
+        "--feature-cache-mb",
+        type=_megabytes,
+        metavar="MB",
+        help="image features kept so no frame is encoded twice (default: a quarter of the "
+        "free memory, at most 4096; 0 keeps none)",
+    )
+    track.add_argument(
         "--direction",
         choices=DIRECTIONS,
         default="forward",
@@ -92,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("model", help="a name from 'napari-sam2-track models'")
     _add_export_parser(commands)
     return parser
+
+
+def _megabytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of megabytes, 0 or more"
+        )
+    return value
 
 
 def _add_export_parser(commands) -> None:
@@ -200,8 +219,15 @@ def run_track(args: argparse.Namespace) -> int:
     model = args.model or settings.get("name")
     image_size = args.image_size or settings.get("image_size")
 
+    cache_mb = args.feature_cache_mb
     session = TrackingSession.create(
-        frames, model, args.checkpoint, args.device, image_size, progress=True
+        frames,
+        model,
+        args.checkpoint,
+        args.device,
+        image_size,
+        progress=True,
+        feature_cache_bytes=None if cache_mb is None else cache_mb * 2**20,
     )
     if stored:
         session.restore(stored.prompts, stored.results, stored.pending_frames)

@@ -45,11 +45,11 @@ class TrackingSession:
         The video, (T, H, W) or (T, H, W, C); frames are read only when needed.
     model : TrackingModel
         A loaded model, e.g. from :func:`napari_sam2_track.sam2_backend.build_model`.
-    offload_state_to_cpu : bool
-        Keep the model's per-frame memory in CPU memory.
-    prompts_supersede_memory : bool
-        Whether tracking past a prompt that found its object forgets the tracked frames
-        behind it (see :mod:`.sam2_backend.tracker`).
+    **tracking_options
+        For the model's tracker (``model.start_tracking``): ``prompts_supersede_memory``
+        (tracking past a prompt that found its object forgets the tracked frames behind
+        it), ``offload_state_to_cpu``, ``feature_cache_bytes`` (the image features kept
+        so no frame is encoded twice; 0: none, None: a share of the memory available).
 
     Notes
     -----
@@ -57,13 +57,7 @@ class TrackingSession:
     Prompt edits wait for a preview and are refused during a propagation.
     """
 
-    def __init__(
-        self,
-        source: Any,
-        model: TrackingModel,
-        offload_state_to_cpu: bool = False,
-        prompts_supersede_memory: bool = True,
-    ):
+    def __init__(self, source: Any, model: TrackingModel, **tracking_options: Any):
         self.model = model
         self.frames = ModelFrames(source, model.image_size)
         self.n_frames = self.frames.n_frames
@@ -71,9 +65,7 @@ class TrackingSession:
         self.prompts = PromptSet()
         self.results = TrackResults(self.n_frames, self.height, self.width)
         #: The model's side of this video: its prompts, memory and passes.
-        self.tracker = model.start_tracking(
-            self.frames, self._stored_mask, prompts_supersede_memory, offload_state_to_cpu
-        )
+        self.tracker = model.start_tracking(self.frames, self._stored_mask, **tracking_options)
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,7 +81,7 @@ class TrackingSession:
         image_size: int | None = None,
         random_weights: bool = False,
         progress: Any = None,
-        prompts_supersede_memory: bool = True,
+        **tracking_options: Any,
     ) -> TrackingSession:
         """Build a SAM 2 model (downloading its checkpoint on first use) and start a
         session on ``source``; the arguments are those of ``build_model``."""
@@ -99,7 +91,7 @@ class TrackingSession:
         loaded = build_model(
             model or DEFAULT_MODEL, checkpoint, device, image_size, random_weights, progress
         )
-        return cls(source, loaded, prompts_supersede_memory=prompts_supersede_memory)
+        return cls(source, loaded, **tracking_options)
 
     def _stored_mask(self, frame: int, obj_id: int) -> np.ndarray | None:
         entry = self.results.get(frame, obj_id)

@@ -43,6 +43,9 @@ class VideoTracker(Protocol):
         """One pass from ``anchor`` over ``count`` more frames, recalling the memory it
         reads first and forgetting memory it will not read again as it goes."""
 
+    def encode(self, frame: int) -> None:
+        """Compute and keep a frame's image features ahead of a click there."""
+
     def memory_frames(self, obj_id: int | None = None) -> dict[str, list[int]]:
         """The prompted ("conditioning") and tracked frames held as memory."""
 
@@ -64,5 +67,7 @@ class TrackingModel(Protocol):
         stored_mask: StoredMask,
         prompts_supersede_memory: bool = True,
         offload_state_to_cpu: bool = False,
+        feature_cache_bytes: int | None = None,
     ) -> VideoTracker:
-        """A tracker of one video; ``stored_mask`` gives the masks kept so far."""
+        """A tracker of one video; ``stored_mask`` gives the masks kept so far, and
+        ``feature_cache_bytes`` bounds the image features kept (None: a default)."""

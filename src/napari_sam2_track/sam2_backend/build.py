@@ -59,12 +59,18 @@ class LoadedModel:
         stored_mask: StoredMask,
         prompts_supersede_memory: bool = True,
         offload_state_to_cpu: bool = False,
+        feature_cache_bytes: int | None = None,
     ) -> Sam2Tracker:
         """A tracker of ``frames``; ``stored_mask(frame, obj_id)`` gives the kept masks."""
         from .tracker import Sam2Tracker
 
         return Sam2Tracker(
-            self, frames, stored_mask, prompts_supersede_memory, offload_state_to_cpu
+            self,
+            frames,
+            stored_mask,
+            prompts_supersede_memory,
+            offload_state_to_cpu,
+            feature_cache_bytes,
         )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .feature_cache import FeatureCache, FeatureView, default_budget
 from .state import (
     conditioning_output,
     drop_memory_behind,
@@ -51,6 +52,9 @@ class Sam2Tracker:
         frames behind it (see the module's memory semantics).
     offload_state_to_cpu : bool
         Keep SAM 2's per-frame outputs in CPU memory (as SAM 2's own option).
+    feature_cache_bytes : int, optional
+        The byte budget of the image features kept (0: only SAM 2's one frame;
+        None: a share of the memory available, see :func:`.feature_cache.default_budget`).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Sam2Tracker:
         stored_mask: StoredMask,
         prompts_supersede_memory: bool = True,
         offload_state_to_cpu: bool = False,
+        feature_cache_bytes: int | None = None,
     ):
         self.model = model
         self.predictor = model.predictor
@@ -67,6 +72,13 @@ class Sam2Tracker:
         self.prompts_supersede_memory = prompts_supersede_memory
         self._stored_mask = stored_mask
         self._state = new_inference_state(frames, model.device, offload_state_to_cpu)
+        if feature_cache_bytes is None:
+            feature_cache_bytes = default_budget(model.device)
+        #: Each frame's image features, encoded once (None: SAM 2's one-frame cache).
+        self.features = FeatureCache(feature_cache_bytes) if feature_cache_bytes > 0 else None
+        if self.features is not None:
+            self._feature_view = FeatureView(self.features)
+            self._state["cached_features"] = self._feature_view
         predictor = self.predictor
         pointer_window = (
             predictor.max_obj_ptrs_in_encoder if predictor.use_obj_ptrs_in_encoder else 0
@@ -77,12 +89,36 @@ class Sam2Tracker:
         #: How many frames before a frame SAM 2 reads the mask memory of.
         self.mask_memory_window = (predictor.num_maskmem - 1) * stride
 
+    @contextlib.contextmanager
+    def _sam2_call(self):
+        """Run sam2 in its context, then keep any frame it encoded in the cache."""
+        try:
+            with self.model.calls():
+                yield
+        finally:
+            self._keep_new_features()
+
+    def _keep_new_features(self) -> None:
+        held = self._state["cached_features"]
+        if self.features is None or held is self._feature_view:
+            return
+        for frame, (image, backbone_out) in held.items():
+            self.features.put(frame, image, backbone_out)
+        self._state["cached_features"] = self._feature_view
+
+    def encode(self, frame: int) -> None:
+        """Compute a frame's image features now, so that a click there waits for none."""
+        import torch
+
+        with self._sam2_call(), torch.inference_mode():
+            self.predictor._get_image_feature(self._state, frame, batch_size=1)
+
     # ------------------------------------------------------------------ prompts
 
     def preview(self, frame: int, obj_id: int, prompt: FramePrompt) -> Prediction:
         """Give an object's prompt on a frame (replacing any there); its mask there."""
         predictor, state = self.predictor, self._state
-        with self.model.calls():
+        with self._sam2_call():
             reverse = self._tracked_in_reverse(frame, obj_id)
             self._recall_memory_before(frame, [obj_id], reverse, past_frame=False)
             if prompt.mask is not None:
@@ -107,7 +143,7 @@ class Sam2Tracker:
         """Drop an object's prompt on a frame; ``last`` when it has no other prompt."""
         if obj_id not in self._state["obj_id_to_idx"]:
             return
-        with self.model.calls():
+        with self._sam2_call():
             if last:  # SAM 2 refuses to propagate an object that has no prompt left
                 self.predictor.remove_object(self._state, obj_id, need_output=False)
             else:
@@ -116,7 +152,7 @@ class Sam2Tracker:
                 )
 
     def remove_object(self, obj_id: int) -> None:
-        with self.model.calls():
+        with self._sam2_call():
             self.predictor.remove_object(self._state, obj_id, need_output=False)
 
     # ------------------------------------------------------------------- passes
@@ -126,14 +162,14 @@ class Sam2Tracker:
 
         Yields ``(frame, {obj_id: (mask, score)})``; closing the iterator ends the pass.
         """
-        with self.model.calls():
+        with self._sam2_call():
             self._recall_memory_before(anchor, self.object_ids, reverse, past_frame=True)
             frames = self.predictor.propagate_in_video(
                 self._state, start_frame_idx=anchor, max_frame_num_to_track=count, reverse=reverse
             )
         try:
             while True:
-                with self.model.calls():
+                with self._sam2_call():
                     item = next(frames, None)
                 if item is None:
                     return
@@ -148,7 +184,7 @@ class Sam2Tracker:
                     },
                 )
         finally:
-            with self.model.calls():
+            with self._sam2_call():
                 frames.close()
 
     # ------------------------------------------------------------------- memory
