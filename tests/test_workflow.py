@@ -226,12 +226,15 @@ def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):
     _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
-    produced, enabled = [], []
+    produced, enabled, done_at_cancel = [], [], []
 
     def on_frame(message):
         if isinstance(message, FrameTracked):
             produced.append(message.frame)
             if len(produced) == 3:
+                # Frames already encoded track fast, so the worker may be ahead of the
+                # viewer: count what it had done when the person clicked.
+                done_at_cancel.append(len(c.session.results.frames()))
                 widget.cancel.clicked()
 
     c.propagation_progressed.connect(on_frame)
@@ -239,7 +242,7 @@ def test_cancel_stops_within_a_frame_and_keeps_what_was_done(
         widget.run_propagation()
         enabled.append((widget.cancel.enabled, widget.propagate.enabled))
     assert enabled == [(True, False)]
-    assert 3 <= len(produced) <= 4
+    assert 3 <= len(produced) <= done_at_cancel[0] + 1 < N_FRAMES
     assert c.session.results.frames() == sorted(produced)
     assert widget.propagate.enabled
     propagate(qtbot, widget)  # the session goes on

@@ -303,8 +303,8 @@ class TrackerWidget(Container):
         self.controller.propagation_finished.connect(self._update_enabled)
         # Closing napari (or crashing after a propagation) must not lose work.
         controller = self.controller
-        self.native.destroyed.connect(lambda *_: controller.autosave())
-        QApplication.instance().aboutToQuit.connect(controller.autosave)
+        self.native.destroyed.connect(lambda *_: controller.close())
+        QApplication.instance().aboutToQuit.connect(controller.close)
         if folder is not None:
             self.folder.value = folder
         self.status.value = f"{model.name} on {model.device.type}, {model.image_size} px."

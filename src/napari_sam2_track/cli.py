@@ -107,9 +107,7 @@ def _megabytes(text: str) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of megabytes, 0 or more"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes, 0 or more")
     return value
 
 

@@ -45,6 +45,7 @@ from .layers import (
     prompts_layer_kwargs,
 )
 from .notices import show_failure
+from .prefetch import Prefetcher
 from .prompt_queue import (
     FrameTracked,
     PromptQueue,
@@ -91,6 +92,10 @@ class TrackerController:
         self.propagation_worker = None
         self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
         self._make_layers()
+        #: Encodes the frames on screen while idle, so a click there waits for no encode.
+        self.prefetcher = Prefetcher(session.tracker, session.n_frames, self._idle)
+        viewer.dims.events.current_step.connect(self._on_step)
+        self.prefetcher.frame_shown(self.current_frame())
 
     # ------------------------------------------------------------------ layers
 
@@ -293,9 +298,16 @@ class TrackerController:
     def previewing(self) -> bool:
         return self._preview_worker is not None
 
+    def _idle(self) -> bool:
+        return self._preview_worker is None and self.propagation_worker is None and not self.queue
+
+    def _on_step(self, _event=None) -> None:
+        self.prefetcher.frame_shown(self.current_frame())
+
     def _start_previews(self) -> None:
         if self._preview_worker is not None or self.session.propagating or not self.queue:
             return
+        self.prefetcher.pause()  # a click waits for the encode in flight, no more
         worker = _preview_worker(self.session, self.queue)
         worker.yielded.connect(lambda frame: self.refresh_frames([frame]))
         worker.finished.connect(self._previews_done)
@@ -306,6 +318,8 @@ class TrackerController:
     def _previews_done(self) -> None:
         self._preview_worker = None
         self._start_previews()  # edits that arrived while the last one ran
+        if self._idle():
+            self.prefetcher.resume()
 
     # ------------------------------------------------------------- propagation
 
@@ -322,6 +336,7 @@ class TrackerController:
             return None
         self.restore_layers()
         self.fold_paint()
+        self.prefetcher.pause()
         bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
         worker = _propagation_worker(self.session, self.queue, direction, start, end)
         worker.yielded.connect(lambda item: self._on_propagated(item, bar))
@@ -357,6 +372,8 @@ class TrackerController:
         self.update_boxes()
         self.autosave()
         self._start_previews()
+        if self._idle():
+            self.prefetcher.resume()
         self.propagation_finished.emit()
 
     # ------------------------------------------------------------ results view
@@ -416,6 +433,11 @@ class TrackerController:
         """Save into ``folder`` (the session folder from now on) or the session folder."""
         self.fold_paint()
         return self.annotation_model.save(folder)
+
+    def close(self) -> None:
+        """The viewer is closing: stop prefetching and keep the work."""
+        self.prefetcher.close()
+        self.autosave()
 
     def autosave(self) -> Path | None:
         """Save after each propagation, into the session folder or the autosave area."""

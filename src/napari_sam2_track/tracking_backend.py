@@ -44,7 +44,11 @@ class VideoTracker(Protocol):
         reads first and forgetting memory it will not read again as it goes."""
 
     def encode(self, frame: int) -> None:
-        """Compute and keep a frame's image features ahead of a click there."""
+        """Compute and keep a frame's image features ahead of a click there; safe to
+        call from another thread than the one that prompts and tracks."""
+
+    def is_encoded(self, frame: int) -> bool:
+        """Whether a frame's image features are at hand."""
 
     def memory_frames(self, obj_id: int | None = None) -> dict[str, list[int]]:
         """The prompted ("conditioning") and tracked frames held as memory."""

@@ -14,6 +14,7 @@ where the object is not, not what it looks like, so the memory behind it stays.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -71,6 +72,7 @@ class Sam2Tracker:
         self.n_frames = len(frames)
         self.prompts_supersede_memory = prompts_supersede_memory
         self._stored_mask = stored_mask
+        self._calls_lock = threading.RLock()
         self._state = new_inference_state(frames, model.device, offload_state_to_cpu)
         if feature_cache_bytes is None:
             feature_cache_bytes = default_budget(model.device)
@@ -91,12 +93,14 @@ class Sam2Tracker:
 
     @contextlib.contextmanager
     def _sam2_call(self):
-        """Run sam2 in its context, then keep any frame it encoded in the cache."""
-        try:
-            with self.model.calls():
-                yield
-        finally:
-            self._keep_new_features()
+        """Run sam2 in its context, one call at a time (a prefetch may run in another
+        thread), then keep any frame it encoded in the cache."""
+        with self._calls_lock:
+            try:
+                with self.model.calls():
+                    yield
+            finally:
+                self._keep_new_features()
 
     def _keep_new_features(self) -> None:
         held = self._state["cached_features"]
@@ -110,8 +114,16 @@ class Sam2Tracker:
         """Compute a frame's image features now, so that a click there waits for none."""
         import torch
 
+        if self.is_encoded(frame):
+            return
         with self._sam2_call(), torch.inference_mode():
             self.predictor._get_image_feature(self._state, frame, batch_size=1)
+
+    def is_encoded(self, frame: int) -> bool:
+        """Whether a frame's image features are at hand."""
+        if self.features is not None:
+            return frame in self.features
+        return frame in self._state["cached_features"]
 
     # ------------------------------------------------------------------ prompts
 
