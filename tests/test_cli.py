@@ -254,15 +254,19 @@ def test_the_feature_cache_budget_reaches_the_session(tmp_path, shapes_video, mo
     given = []
 
     def refuse(*args, **kwargs):
-        given.append(kwargs.get("feature_cache_bytes"))
+        given.append((kwargs.get("feature_cache_bytes"), kwargs.get("features_on_disk")))
         raise PromptError("stopped here.")
 
     monkeypatch.setattr(TrackingSession, "create", refuse)
     prompts = write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)])
-    for extra in (["--feature-cache-mb", "64"], ["--feature-cache-mb", "0"], []):
+    for extra in (
+        ["--feature-cache-mb", "64"],
+        ["--feature-cache-mb", "0"],
+        ["--features-on-disk"],
+    ):
         args = ["track", str(shapes_video), "--prompts", str(prompts), "--out", str(tmp_path)]
         assert cli_module.main([*args, *extra]) == 1
-    assert given == [64 * 2**20, 0, None]
+    assert given == [(64 * 2**20, False), (0, False), (None, True)]
     with pytest.raises(SystemExit) as refused:
         cli_module.build_parser().parse_args(
             ["track", "v", "--prompts", "p", "--out", "o", "--feature-cache-mb", "-1"]

@@ -123,3 +123,72 @@ def test_a_frame_larger_than_the_budget_is_not_kept():
 def test_the_default_budget_is_a_share_of_free_memory_and_capped():
     budget = default_budget(torch.device("cpu"))
     assert 0 < budget <= 4 * 2**30
+
+
+@pytest.fixture(scope="module")
+def checkpoint_model(random_checkpoint):
+    from napari_sam2_track.sam2_backend import build_model
+
+    return build_model(checkpoint=random_checkpoint, image_size=128, device="cpu")
+
+
+def test_features_on_disk_survive_a_reopen(checkpoint_model, video, tmp_path):
+    first = TrackingSession(video.frames, checkpoint_model, features_on_disk=tmp_path)
+    shown = first.set_prompt(2, 1, points=[(30, 30)], labels=[1])
+    assert first.tracker.features.disk is not None
+    again = TrackingSession(video.frames, checkpoint_model, features_on_disk=tmp_path)
+    assert again.tracker.is_encoded(2) and not again.tracker.is_encoded(3)
+    calls, handle = _count_encodings(checkpoint_model)
+    try:
+        preview = again.set_prompt(2, 1, points=[(30, 30)], labels=[1])
+    finally:
+        handle.remove()
+    assert calls == []
+    assert again.tracker.features.disk_hits == 1
+    assert preview.rle["counts"] == shown.rle["counts"]
+
+
+def test_features_on_disk_are_never_read_for_another_video(checkpoint_model, video, tmp_path):
+    TrackingSession(video.frames, checkpoint_model, features_on_disk=tmp_path).tracker.encode(0)
+    other = make_synthetic_video(n_frames=N_FRAMES, height=72, width=96, n_objects=2, seed=99)
+    session = TrackingSession(other.frames, checkpoint_model, features_on_disk=tmp_path)
+    assert not session.tracker.is_encoded(0)
+    assert len(list(tmp_path.iterdir())) == 2  # one folder per video
+
+
+def test_a_folder_of_another_model_or_size_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from napari_sam2_track.sam2_backend.feature_store import KEY_FILE, DiskFeatures, FeatureKey
+
+    key = FeatureKey("video:12", "sam2.1_hiera_tiny", "w:1:2", 128, "float32")
+    store = DiskFeatures(tmp_path, key)
+    store.save(0, [torch.ones(4)], [torch.zeros(2)])
+    assert 0 in store
+    for other in (replace(key, image_size=256), replace(key, model="sam2.1_hiera_small")):
+        assert 0 not in DiskFeatures(tmp_path, other)
+    # A folder that says it holds another key (say, edited by hand) is not read.
+    (store.folder / KEY_FILE).write_text('{"video": "another"}')
+    assert 0 not in DiskFeatures(tmp_path, key)
+
+
+def test_a_damaged_frame_on_disk_is_encoded_again(checkpoint_model, video, tmp_path):
+    first = TrackingSession(video.frames, checkpoint_model, features_on_disk=tmp_path)
+    first.tracker.encode(1)
+    folder = first.tracker.features.disk.folder
+    (folder / "0000001.pt").write_bytes(b"not a tensor file")
+    again = TrackingSession(video.frames, checkpoint_model, features_on_disk=tmp_path)
+    calls, handle = _count_encodings(checkpoint_model)
+    try:
+        again.set_prompt(1, 1, points=[(30, 30)], labels=[1])
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert TrackingSession(
+        video.frames, checkpoint_model, features_on_disk=tmp_path
+    ).tracker.features.get(1)
+
+
+def test_random_weights_are_never_kept_on_disk(random_model, video, tmp_path):
+    session = TrackingSession(video.frames, random_model, features_on_disk=tmp_path)
+    assert session.tracker.features.disk is None

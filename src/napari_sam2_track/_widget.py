@@ -93,6 +93,11 @@ class TrackerWidget(Container):
             step=256,
             tooltip="Image features kept so that no frame is encoded twice; 0 keeps none",
         )
+        self.features_on_disk = CheckBox(
+            text="Keep features on disk",
+            tooltip="Also keep image features in the user cache folder, so reopening this "
+            "video with the same model and size encodes no frame again",
+        )
         self.checkpoint = FileEdit(
             label="Checkpoint",
             mode="r",
@@ -138,6 +143,7 @@ class TrackerWidget(Container):
                 self.device,
                 self.image_size,
                 self.feature_cache,
+                self.features_on_disk,
                 self.checkpoint,
                 self.start,
                 self.status,
@@ -198,6 +204,7 @@ class TrackerWidget(Container):
             self.device,
             self.image_size,
             self.feature_cache,
+            self.features_on_disk,
             self.checkpoint,
             self.start,
         ):
@@ -290,7 +297,12 @@ class TrackerWidget(Container):
         from .session_io import restorable_session
 
         cache_bytes = self.feature_cache.value * 2**20
-        session = TrackingSession(layer.data, model, feature_cache_bytes=cache_bytes)
+        session = TrackingSession(
+            layer.data,
+            model,
+            feature_cache_bytes=cache_bytes,
+            features_on_disk=self.features_on_disk.value,
+        )
         folder, annotation = restorable_session(layer)
         if annotation is not None:
             session.restore(annotation.prompts, annotation.results, annotation.pending_frames)

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "free memory, at most 4096; 0 keeps none)",
     )
     track.add_argument(
+        "--features-on-disk",
+        action="store_true",
+        help="also keep image features in the user cache folder, so running again on "
+        "the same video, model and --image-size encodes no frame twice",
+    )
+    track.add_argument(
         "--direction",
         choices=DIRECTIONS,
         default="forward",
@@ -226,6 +232,7 @@ def run_track(args: argparse.Namespace) -> int:
         image_size,
         progress=True,
         feature_cache_bytes=None if cache_mb is None else cache_mb * 2**20,
+        features_on_disk=args.features_on_disk,
     )
     if stored:
         session.restore(stored.prompts, stored.results, stored.pending_frames)

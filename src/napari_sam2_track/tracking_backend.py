@@ -66,12 +66,8 @@ class TrackingModel(Protocol):
         """The context the model's own calls run in."""
 
     def start_tracking(
-        self,
-        frames: ModelFrames,
-        stored_mask: StoredMask,
-        prompts_supersede_memory: bool = True,
-        offload_state_to_cpu: bool = False,
-        feature_cache_bytes: int | None = None,
+        self, frames: ModelFrames, stored_mask: StoredMask, **options: Any
     ) -> VideoTracker:
-        """A tracker of one video; ``stored_mask`` gives the masks kept so far, and
-        ``feature_cache_bytes`` bounds the image features kept (None: a default)."""
+        """A tracker of one video; ``stored_mask`` gives the masks kept so far. Options
+        a backend may take: ``prompts_supersede_memory``, ``offload_state_to_cpu``,
+        ``feature_cache_bytes`` (None: a default), ``features_on_disk``."""

@@ -54,24 +54,13 @@ class LoadedModel:
         return sam2_calls(self.device)
 
     def start_tracking(
-        self,
-        frames: ModelFrames,
-        stored_mask: StoredMask,
-        prompts_supersede_memory: bool = True,
-        offload_state_to_cpu: bool = False,
-        feature_cache_bytes: int | None = None,
+        self, frames: ModelFrames, stored_mask: StoredMask, **options: Any
     ) -> Sam2Tracker:
-        """A tracker of ``frames``; ``stored_mask(frame, obj_id)`` gives the kept masks."""
+        """A tracker of ``frames``; ``stored_mask(frame, obj_id)`` gives the kept masks,
+        ``options`` are :class:`~.tracker.Sam2Tracker`'s."""
         from .tracker import Sam2Tracker
 
-        return Sam2Tracker(
-            self,
-            frames,
-            stored_mask,
-            prompts_supersede_memory,
-            offload_state_to_cpu,
-            feature_cache_bytes,
-        )
+        return Sam2Tracker(self, frames, stored_mask, **options)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from .feature_store import DiskFeatures
+
 #: The largest default budget, whatever the memory available.
 MAX_DEFAULT_BUDGET = 4 * 2**30
 #: The share of the memory available that the default budget takes.
@@ -43,10 +45,13 @@ class FeatureCache:
     every frame and counts once.
     """
 
-    def __init__(self, budget_bytes: int):
+    def __init__(self, budget_bytes: int, disk: DiskFeatures | None = None, device: Any = None):
         self.budget_bytes = max(0, int(budget_bytes))
+        #: Frames kept on disk too, read back on a miss here (see :mod:`.feature_store`).
+        self.disk = disk
+        self._device = device
         self.nbytes = 0
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.disk_hits = 0
         self._entries: OrderedDict[int, tuple[Any, dict, int]] = OrderedDict()
         self._positions: dict[tuple, list] = {}
         self._placeholder = None
@@ -56,40 +61,48 @@ class FeatureCache:
         return len(self._entries)
 
     def __contains__(self, frame: int) -> bool:
-        return frame in self._entries
+        return frame in self._entries or (self.disk is not None and frame in self.disk)
 
     def get(self, frame: int) -> tuple[Any, dict] | None:
         """SAM 2's ``(image, backbone_out)`` for a frame, or None."""
         with self._lock:
             entry = self._entries.get(frame)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(frame)
-            self.hits += 1
-            return entry[0], entry[1]
+            if entry is not None:
+                self._entries.move_to_end(frame)
+                self.hits += 1
+                return entry[0], entry[1]
+        stored = None if self.disk is None else self.disk.load(frame, self._device)
+        if stored is None:
+            self.misses += 1
+            return None
+        self.disk_hits += 1
+        fpn, positions = stored
+        return self._keep(frame, fpn, positions, fpn[0])
 
     def put(self, frame: int, image: Any, backbone_out: dict) -> None:
         """Keep a frame's features (the input image itself is not needed again)."""
+        fpn, positions = list(backbone_out["backbone_fpn"]), list(backbone_out["vision_pos_enc"])
+        if self._keep(frame, fpn, positions, image) is not None and self.disk is not None:
+            self.disk.save(frame, fpn, positions)
+
+    def _keep(self, frame: int, fpn: list, positions: list, like: Any) -> tuple | None:
         import torch
 
-        fpn = list(backbone_out["backbone_fpn"])
         size = sum(t.nbytes for t in fpn)
         with self._lock:
             if frame in self._entries or size > self.budget_bytes:
-                return
-            shapes = tuple(tuple(p.shape) for p in backbone_out["vision_pos_enc"])
-            positions = self._positions.setdefault(shapes, list(backbone_out["vision_pos_enc"]))
+                return None
+            shapes = tuple(tuple(p.shape) for p in positions)
+            positions = self._positions.setdefault(shapes, positions)
             if self._placeholder is None:  # SAM 2 expands the image but never reads it
-                self._placeholder = torch.zeros(
-                    (1, 1, 1, 1), dtype=image.dtype, device=image.device
-                )
+                self._placeholder = torch.zeros((1, 1, 1, 1), dtype=like.dtype).to(like.device)
             kept = {"backbone_fpn": fpn, "vision_pos_enc": positions, "vision_features": fpn[-1]}
             self._entries[frame] = (self._placeholder, kept, size)
             self.nbytes += size
             while self.nbytes > self.budget_bytes:
                 _, (_, _, evicted) = self._entries.popitem(last=False)
                 self.nbytes -= evicted
+            return self._placeholder, kept
 
 
 class FeatureView(dict):

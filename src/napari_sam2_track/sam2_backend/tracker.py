@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .feature_cache import FeatureCache, FeatureView, default_budget
+from .feature_store import disk_features_for
 from .state import (
     conditioning_output,
     drop_memory_behind,
@@ -56,6 +58,9 @@ class Sam2Tracker:
     feature_cache_bytes : int, optional
         The byte budget of the image features kept (0: only SAM 2's one frame;
         None: a share of the memory available, see :func:`.feature_cache.default_budget`).
+    features_on_disk : bool or path
+        Also keep them on disk (True: under the user cache folder), for a reopened
+        session or another run on the same video, model and input size.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Sam2Tracker:
         prompts_supersede_memory: bool = True,
         offload_state_to_cpu: bool = False,
         feature_cache_bytes: int | None = None,
+        features_on_disk: bool | str | Path = False,
     ):
         self.model = model
         self.predictor = model.predictor
@@ -77,7 +83,10 @@ class Sam2Tracker:
         if feature_cache_bytes is None:
             feature_cache_bytes = default_budget(model.device)
         #: Each frame's image features, encoded once (None: SAM 2's one-frame cache).
-        self.features = FeatureCache(feature_cache_bytes) if feature_cache_bytes > 0 else None
+        self.features = None
+        if feature_cache_bytes > 0:
+            disk = disk_features_for(model, frames, features_on_disk)
+            self.features = FeatureCache(feature_cache_bytes, disk, model.device)
         if self.features is not None:
             self._feature_view = FeatureView(self.features)
             self._state["cached_features"] = self._feature_view
