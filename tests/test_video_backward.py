@@ -1,0 +1,98 @@
+"""Reading a video backward: a window of decoded frames behind the one asked for."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from napari_sam2_track.video import VideoFrames, open_video
+
+from conftest import counting_frames, sequential_decode, write_video
+
+FRAME_BYTES = 64 * 96 * 3
+
+
+def _gop_video(tmp_path, n_frames: int = 120, gop: int = 30):
+    frames = counting_frames(n_frames)
+    return write_video(tmp_path / "gop.mp4", frames, output_params=["-g", str(gop), "-bf", "2"])
+
+
+def test_stepping_backward_gives_the_frames_of_a_sequential_decode(tmp_path):
+    path = _gop_video(tmp_path, 90, gop=10)
+    reference = sequential_decode(path)
+    video = VideoFrames(path, window_bytes=12 * FRAME_BYTES)
+    for index in range(89, -1, -1):
+        np.testing.assert_array_equal(video[index], reference[index], f"frame {index}")
+    assert video.cache_info()["window_frames"] > 0  # the frames came through the window
+
+
+def test_backward_window_stays_within_its_byte_budget(tmp_path):
+    path = _gop_video(tmp_path, 60)
+    video = VideoFrames(path, cache_bytes=2 * FRAME_BYTES, window_bytes=6 * FRAME_BYTES)
+    assert video.window_frames == 6
+    for index in range(59, -1, -1):
+        video[index]
+        assert video.cache_info()["window_bytes"] <= 6 * FRAME_BYTES
+    # Frames stepped past were evicted: only the last fill, 0..5, is left.
+    assert {i for i in range(60) if i in video._window} == set(range(6))
+
+
+def test_steps_back_after_the_first_seek_start_no_decoder(tmp_path):
+    path = _gop_video(tmp_path, 120)
+    video = VideoFrames(path, window_bytes=16 * FRAME_BYTES)
+    video[100]
+    video[99]  # the first step back decodes 92..99 in one pass
+    starts = video.decoder_starts
+    assert video.cache_info()["window_frames"] == VideoFrames.first_fill
+    for index in range(98, 91, -1):
+        video[index]
+    assert video.decoder_starts == starts
+    for index in range(91, -1, -1):
+        video[index]
+    # 92 more steps back, in passes of up to 16 frames: one decoder start per pass.
+    assert video.decoder_starts - starts <= 6
+
+
+def test_without_a_window_each_step_back_seeks(tmp_path):
+    path = _gop_video(tmp_path, 60)
+    reference = sequential_decode(path)
+    video = open_video(path, window_bytes=0)
+    video[50]
+    starts = video.decoder_starts
+    for index in range(49, 39, -1):
+        np.testing.assert_array_equal(video[index], reference[index], f"frame {index}")
+    assert video.decoder_starts - starts == 10
+    assert video.cache_info()["window_frames"] == 0
+
+
+def test_forward_reading_uses_one_decoder_and_no_window(tmp_path):
+    path = _gop_video(tmp_path, 60)
+    video = VideoFrames(path)
+    for index in range(60):
+        video[index]
+    assert video.decoder_starts == 1
+    assert video.cache_info()["window_frames"] == 0
+
+
+def test_jumps_between_backward_steps_stay_exact(tmp_path):
+    path = _gop_video(tmp_path, 120, gop=10)
+    reference = sequential_decode(path)
+    video = VideoFrames(path, window_bytes=10 * FRAME_BYTES)
+    order = [100, 99, 98, 30, 29, 28, 97, 96, 10, 9, 119, 0, 1, 2, 75, 74, 60, 59, 95, 4, 3]
+    for index in order:
+        np.testing.assert_array_equal(video[index], reference[index], f"frame {index}")
+
+
+def test_backward_and_forward_readers_in_two_threads_get_exact_frames(tmp_path):
+    path = _gop_video(tmp_path, 120)
+    reference = sequential_decode(path)
+    video = VideoFrames(path, cache_bytes=8 * FRAME_BYTES, window_bytes=12 * FRAME_BYTES)
+
+    def wrong(indices) -> list[int]:
+        return [i for i in indices if not np.array_equal(video[i], reference[i])]
+
+    with ThreadPoolExecutor(2) as pool:
+        backward = pool.submit(wrong, range(119, -1, -1))
+        forward = pool.submit(wrong, range(120))
+        assert backward.result() == [] and forward.result() == []
