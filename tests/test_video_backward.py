@@ -54,6 +54,15 @@ def test_steps_back_after_the_first_seek_start_no_decoder(tmp_path):
     assert video.decoder_starts - starts <= 6
 
 
+def test_lone_steps_back_decode_short_stretches(tmp_path):
+    path = _gop_video(tmp_path, 120)
+    video = VideoFrames(path, window_bytes=40 * FRAME_BYTES)
+    for index in (100, 99, 50, 49):  # two jumps, each followed by one step back
+        video[index]
+    # Each step back filled first_fill frames; a jump does not carry a run on.
+    assert video.cache_info()["window_frames"] == 2 * VideoFrames.first_fill
+
+
 def test_without_a_window_each_step_back_seeks(tmp_path):
     path = _gop_video(tmp_path, 60)
     reference = sequential_decode(path)

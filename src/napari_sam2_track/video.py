@@ -11,8 +11,8 @@ from ._ffmpeg import FrameDecoder, VideoIndex, VideoReadError, probe_video
 from .frames import DEFAULT_CACHE_BYTES, FrameCache, LazyFrames, reads_backward
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-#: Bytes of frames kept behind the one read when reading backward (42 frames at 1080p).
-DEFAULT_WINDOW_BYTES = 256 * 2**20
+#: Bytes of frames kept behind the one read when reading backward (64 frames at 1080p).
+DEFAULT_WINDOW_BYTES = 384 * 2**20
 
 __all__ = ["DEFAULT_WINDOW_BYTES", "VIDEO_SUFFIXES", "VideoFrames", "VideoReadError", "open_video"]
 
@@ -32,8 +32,8 @@ class VideoFrames(LazyFrames):
     #: Up to this many frames ahead, reading on beats starting a new decoder.
     max_read_on = 48
     #: A miss at most this many frames before a recent request counts as reading backward.
-    backward_reach = 48
-    #: Frames decoded by the first backward fill; each next one in a row doubles it.
+    backward_reach = 8
+    #: Frames decoded by a first backward fill; each fill that carries on a run doubles.
     first_fill = 8
 
     def __init__(
@@ -50,7 +50,7 @@ class VideoFrames(LazyFrames):
         self._max_decoders = max(1, max_decoders)
         self._decoders: list[FrameDecoder] = []  # most recently used last
         self._window = FrameCache(window_bytes)
-        self._fill = 0  # frames in the last backward fill; 0 after any other miss
+        self._last_fill = (0, 0)  # (first frame, frames) of the last backward fill
         #: How many ffmpeg decoders were started (each one a seek or a start from frame 0).
         self.decoder_starts = 0
 
@@ -68,10 +68,15 @@ class VideoFrames(LazyFrames):
         if frame is not None:
             return frame
         if self.window_frames > 1 and reads_backward(index, self._recent, self.backward_reach):
-            self._fill = min(self.window_frames, max(self.first_fill, 2 * self._fill))
-            return self._fill_window(index, self._fill)
-        self._fill = 0
+            return self._fill_window(index, self._fill_size(index))
         return self._read_forward(index)
+
+    def _fill_size(self, index: int) -> int:
+        """A short fill for a lone step back (cheap as a seek), growing while a run goes on."""
+        start, frames = self._last_fill
+        carries_on = 0 < start - index <= self.backward_reach
+        size = 2 * frames if carries_on else self.first_fill
+        return min(self.window_frames, size)
 
     def _read_forward(self, index: int) -> np.ndarray:
         decoder = self._decoder_for(index)
@@ -90,6 +95,7 @@ class VideoFrames(LazyFrames):
     def _fill_window(self, index: int, frames: int) -> np.ndarray:
         """Decode the ``frames`` frames up to ``index`` in one pass into the window."""
         start = max(0, index + 1 - frames)
+        self._last_fill = (start, index + 1 - start)
         decoder = self._running_decoder(start)
         own = decoder is None
         if own:  # a decoder of its own: ending at ``index`` it is of no use to the others
