@@ -50,8 +50,20 @@ def test_steps_back_after_the_first_seek_start_no_decoder(tmp_path):
     assert video.decoder_starts == starts
     for index in range(91, -1, -1):
         video[index]
-    # 92 more steps back, in passes of up to 16 frames: one decoder start per pass.
-    assert video.decoder_starts - starts <= 6
+    # 92 more steps back, in passes of up to 16 frames that stop at keyframes.
+    keyframes_crossed = int(np.sum(video.index.keyframes < 92))
+    assert video.decoder_starts - starts <= 92 // 16 + 1 + keyframes_crossed
+
+
+def test_backward_fills_start_at_the_keyframe_they_would_cross(tmp_path):
+    path = _gop_video(tmp_path, 120)
+    video = VideoFrames(path, window_bytes=40 * FRAME_BYTES)
+    for index in range(100, 90, -1):
+        video[index]
+    # The second fill (16 frames, 76..91) would cross a keyframe; it starts there.
+    keyframe = video.index.keyframe_before(91)
+    assert 76 < keyframe <= 91
+    assert {i for i in range(120) if i in video._window} == set(range(keyframe, 100))
 
 
 def test_lone_steps_back_decode_short_stretches(tmp_path):

@@ -50,7 +50,7 @@ class VideoFrames(LazyFrames):
         self._max_decoders = max(1, max_decoders)
         self._decoders: list[FrameDecoder] = []  # most recently used last
         self._window = FrameCache(window_bytes)
-        self._last_fill = (0, 0)  # (first frame, frames) of the last backward fill
+        self._last_fill = (0, 0)  # (first frame, size before keyframe alignment)
         #: How many ffmpeg decoders were started (each one a seek or a start from frame 0).
         self.decoder_starts = 0
 
@@ -68,15 +68,17 @@ class VideoFrames(LazyFrames):
         if frame is not None:
             return frame
         if self.window_frames > 1 and reads_backward(index, self._recent, self.backward_reach):
-            return self._fill_window(index, self._fill_size(index))
+            return self._fill_window(index)
         return self._read_forward(index)
 
-    def _fill_size(self, index: int) -> int:
-        """A short fill for a lone step back (cheap as a seek), growing while a run goes on."""
-        start, frames = self._last_fill
+    def _fill_start(self, index: int) -> int:
+        """Where the fill up to ``index`` starts: a short stretch for a lone step back
+        (cheap as a seek), doubling while a run goes on, never across a keyframe."""
+        start, size = self._last_fill
         carries_on = 0 < start - index <= self.backward_reach
-        size = 2 * frames if carries_on else self.first_fill
-        return min(self.window_frames, size)
+        size = min(self.window_frames, 2 * size if carries_on else self.first_fill)
+        self._last_fill = (max(index + 1 - size, self.index.keyframe_before(index)), size)
+        return self._last_fill[0]
 
     def _read_forward(self, index: int) -> np.ndarray:
         decoder = self._decoder_for(index)
@@ -92,10 +94,13 @@ class VideoFrames(LazyFrames):
                 pass
         return frame
 
-    def _fill_window(self, index: int, frames: int) -> np.ndarray:
-        """Decode the ``frames`` frames up to ``index`` in one pass into the window."""
-        start = max(0, index + 1 - frames)
-        self._last_fill = (start, index + 1 - start)
+    def _fill_window(self, index: int) -> np.ndarray:
+        """Decode the frames from ``_fill_start`` up to ``index`` in one pass into the window.
+
+        Frames before the keyframe would cost a decode from the keyframe before that; the
+        next fill decodes them along with the stretch before them.
+        """
+        start = self._fill_start(index)
         decoder = self._running_decoder(start)
         own = decoder is None
         if own:  # a decoder of its own: ending at ``index`` it is of no use to the others
