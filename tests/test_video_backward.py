@@ -117,3 +117,15 @@ def test_backward_and_forward_readers_in_two_threads_get_exact_frames(tmp_path):
         backward = pool.submit(wrong, range(119, -1, -1))
         forward = pool.submit(wrong, range(120))
         assert backward.result() == [] and forward.result() == []
+
+
+def test_a_backward_propagation_reads_the_video_through_the_window(random_model, tmp_path):
+    from napari_sam2_track.engine import TrackingSession
+
+    path = _gop_video(tmp_path, 16)
+    frames = VideoFrames(path, window_bytes=5 * FRAME_BYTES)
+    session = TrackingSession(frames, random_model)
+    session.set_prompt(15, 1, points=[(48.0, 32.0)], labels=[1])
+    assert [f for f, _ in session.propagate("backward")] == list(range(15, -1, -1))
+    # One seek for the prompted frame, then passes of up to 5 frames; not a seek a step.
+    assert frames.decoder_starts <= 1 + 15 // 5 + 1
