@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from napari_sam2_track.frames import reads_backward
 from napari_sam2_track.video import VideoFrames, open_video
 
 from conftest import counting_frames, sequential_decode, write_video
@@ -16,6 +17,22 @@ FRAME_BYTES = 64 * 96 * 3
 def _gop_video(tmp_path, n_frames: int = 120, gop: int = 30):
     frames = counting_frames(n_frames)
     return write_video(tmp_path / "gop.mp4", frames, output_params=["-g", str(gop), "-bf", "2"])
+
+
+def test_reading_backward_means_just_before_a_recent_request():
+    assert reads_backward(9, [3, 10], reach=8)
+    assert reads_backward(2, [10, 40], reach=8)
+    assert not reads_backward(1, [10, 40], reach=8)  # a jump back, not a step
+    assert not reads_backward(10, [10, 3], reach=8)  # the same frame again
+    assert not reads_backward(5, [], reach=8)
+
+
+def test_the_keyframe_before_a_frame_is_where_its_decode_starts(tmp_path):
+    video = VideoFrames(_gop_video(tmp_path, 70))
+    keyframes = video.index.keyframes.tolist()
+    assert keyframes[0] == 0 and len(keyframes) >= 3
+    for index in (0, keyframes[1] - 1, keyframes[1], keyframes[1] + 1, 69):
+        assert video.index.keyframe_before(index) == max(k for k in keyframes if k <= index)
 
 
 def test_stepping_backward_gives_the_frames_of_a_sequential_decode(tmp_path):

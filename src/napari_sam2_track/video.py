@@ -73,7 +73,9 @@ class VideoFrames(LazyFrames):
 
     def _fill_start(self, index: int) -> int:
         """Where the fill up to ``index`` starts: a short stretch for a lone step back
-        (cheap as a seek), doubling while a run goes on, never across a keyframe."""
+        (cheap as a seek), doubling while a run goes on, and never before the keyframe
+        of ``index`` (earlier frames are decoded from the keyframe before, as the next
+        fill does anyway)."""
         start, size = self._last_fill
         carries_on = 0 < start - index <= self.backward_reach
         size = min(self.window_frames, 2 * size if carries_on else self.first_fill)
@@ -95,11 +97,7 @@ class VideoFrames(LazyFrames):
         return frame
 
     def _fill_window(self, index: int) -> np.ndarray:
-        """Decode the frames from ``_fill_start`` up to ``index`` in one pass into the window.
-
-        Frames before the keyframe would cost a decode from the keyframe before that; the
-        next fill decodes them along with the stretch before them.
-        """
+        """Decode the stretch up to ``index`` in one pass into the window."""
         start = self._fill_start(index)
         decoder = self._running_decoder(start)
         own = decoder is None
