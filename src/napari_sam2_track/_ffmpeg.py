@@ -50,6 +50,11 @@ class VideoIndex:
             return None
         return float(self.pts[index - 1] + self.pts[index]) / 2.0
 
+    def keyframe_before(self, index: int) -> int:
+        """The last keyframe at or before ``index``, where a decode up to it must start."""
+        i = np.searchsorted(self.keyframes, index, side="right")
+        return int(self.keyframes[i - 1]) if i > 0 else 0
+
     def keyframe_between(self, after: int, upto: int) -> bool:
         """Whether some keyframe lies in (after, upto]: only then can a seek skip work."""
         i = np.searchsorted(self.keyframes, after, side="right")

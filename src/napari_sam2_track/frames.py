@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
 from numbers import Integral
 
 import numpy as np
 
 DEFAULT_CACHE_BYTES = 192 * 2**20
+#: How many recent requests a frame sequence remembers to tell which way reading goes.
+RECENT_REQUESTS = 8
 
 
 class FrameCache:
@@ -67,6 +69,8 @@ class LazyFrames(ABC):
         self.shape = (n_frames, height, width, 3)
         self._cache = FrameCache(cache_bytes)
         self._lock = threading.RLock()
+        # Several readers (napari's slicing, a tracking worker) may interleave.
+        self._recent: deque[int] = deque(maxlen=RECENT_REQUESTS)
 
     @abstractmethod
     def _load(self, index: int) -> np.ndarray:
@@ -97,6 +101,7 @@ class LazyFrames(ABC):
             frame = self._cache.get(index)
             if frame is None:
                 frame = self._load(index)
+            self._recent.append(index)
         return frame
 
     def _frame_indices(self, key) -> Sequence[int] | int:
@@ -136,6 +141,11 @@ class LazyFrames(ABC):
     def cache_info(self) -> dict[str, int]:
         with self._lock:
             return {"frames": len(self._cache), "bytes": self._cache.nbytes}
+
+
+def reads_backward(index: int, recent: Iterable[int], reach: int) -> bool:
+    """Whether ``index`` lies at most ``reach`` frames before one of the ``recent`` requests."""
+    return any(index < earlier <= index + reach for earlier in recent)
 
 
 def _expand_ellipsis(key: tuple, ndim: int) -> tuple:
