@@ -288,3 +288,23 @@ def test_restored_session_keeps_stored_masks_and_continues_from_new_prompts(mode
     assert {f: again.results.get(f, 1).rle["counts"] for f in range(N_FRAMES)} == stored
     again.set_prompt(7, 1, points=[(90, 50)], labels=[1])
     assert [f for f, _ in again.propagate()] == [7, 8, 9]
+
+
+def test_a_range_starts_at_its_first_changed_frame_not_its_start(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate(start=0, end=7))
+    before = _rles(session, range(4))
+    session.set_prompt(4, 1, points=[(100, 80)], labels=[1])
+    assert [f for f, _ in session.propagate(start=0, end=7)] == [4, 5, 6, 7]
+    assert _rles(session, range(4)) == before
+    assert session.pending_frames == []
+
+
+def test_a_backward_range_starts_at_its_last_changed_frame_not_its_end(session):
+    session.set_prompt(9, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate("backward", start=2, end=9))
+    after = _rles(session, range(6, 10))
+    session.set_prompt(5, 1, points=[(100, 80)], labels=[1])
+    produced = [f for f, _ in session.propagate("backward", start=2, end=9)]
+    assert produced == [5, 4, 3, 2]
+    assert _rles(session, range(6, 10)) == after

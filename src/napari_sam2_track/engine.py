@@ -4,10 +4,10 @@ No Qt here: the napari widget, the command line and the exports all drive this c
 The model's internals sit behind :mod:`.tracking_backend`; this module orchestrates.
 
 Correction semantics. Frames whose prompts changed since the last finished propagation
-are *dirty*. A forward propagation starts at the earliest dirty frame (or, with none,
-at the earliest prompted frame), so after a correction on frame k only frames k and
-later change; backward mirrors this from the latest; "both" runs forward and then
-backward from the same start.
+are *dirty*. A forward propagation starts at the earliest dirty frame in its range (or,
+with none, at the earliest prompted frame, else the range's first frame), so after a
+correction on frame k only frames k and later change; backward mirrors this from the
+latest; "both" runs forward and then backward from the same start.
 """
 
 from __future__ import annotations
@@ -216,10 +216,9 @@ class TrackingSession:
         Yields ``(frame index, {object id: ObjectMask})`` as each frame is done, so a
         caller can show it and stop between frames (:meth:`stop`, or closing the
         iterator); its ``total`` says how many frames a full run yields.
-        ``start``/``end`` (inclusive) limit the frames tracked; given explicitly,
-        ``start`` is where a forward pass begins and ``end`` where a backward pass
-        begins. "both" starts from the first dirty (else prompted) frame in the range
-        and goes forward, then backward.
+        ``start``/``end`` (inclusive) limit the frames tracked; they do not move where a
+        pass begins: forward from the first dirty (else prompted) frame in the range,
+        backward from the last; "both" goes forward, then backward, from the first.
         """
         plan.check_direction(direction)
         if self._propagating:
@@ -230,7 +229,7 @@ class TrackingSession:
                 raise PromptError("there is nothing to propagate: add a prompt first.")
             prompted = [f for f in self.prompts.frames() if low <= f <= high]
             dirty = sorted(f for f in self._dirty if low <= f <= high)
-        passes = plan.plan_passes(direction, low, high, dirty or prompted, start, end)
+        passes = plan.plan_passes(direction, low, high, dirty or prompted)
         return Propagation(self._run(passes, set(dirty)), plan.count_frames(passes))
 
     def stop(self) -> None:

@@ -21,22 +21,17 @@ def pass_frames(anchor: int, count: int, reverse: bool) -> range:
     return range(anchor, anchor + count + 1)
 
 
-def plan_passes(
-    direction: Direction,
-    low: int,
-    high: int,
-    anchors: Sequence[int],
-    start: int | None = None,
-    end: int | None = None,
-) -> list[Pass]:
+def plan_passes(direction: Direction, low: int, high: int, anchors: Sequence[int]) -> list[Pass]:
     """The passes of a propagation over frames ``low`` to ``high`` from ``anchors``
-    (dirty, else prompted frames, sorted); an explicit ``start``/``end`` is where a
-    forward/backward pass begins."""
+    (dirty, else prompted frames in the range, sorted): forward from the first, backward
+    from the last, from the range's edge when there are none. The range limits the
+    frames; it never moves a pass's start, so frames before a correction stay as they
+    were."""
     if direction == "forward":
-        first = start if start is not None else (list(anchors) or [low])[0]
+        first = (list(anchors) or [low])[0]
         return [(first, high - first, False)]
     if direction == "backward":
-        last = end if end is not None else (list(anchors) or [high])[-1]
+        last = (list(anchors) or [high])[-1]
         return [(last, last - low, True)]
     middle = (list(anchors) or [low])[0]
     return [(middle, high - middle, False), (middle, middle - low, True)]
