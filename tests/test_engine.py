@@ -362,3 +362,8 @@ def test_frames_never_tracked_are_tracked_whatever_rejoins_before_them(session):
 def test_a_rejoin_waits_for_the_last_changed_frame_of_the_pass(session):
     run = _tracked(session, [2, 7])
     assert [f for f, _ in run] == list(range(2, N_FRAMES)) and run.rejoined_at == ()
+
+
+def test_an_unknown_until_is_refused_in_one_sentence(session):
+    with pytest.raises(PromptError, match="until must be one of rejoin, end"):
+        session.propagate(until="later")

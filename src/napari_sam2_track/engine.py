@@ -223,7 +223,8 @@ class TrackingSession:
 
         Yields ``(frame index, {object id: ObjectMask})`` as each frame is done, so a
         caller can show it and stop between frames (:meth:`stop`, or closing the
-        iterator); its ``total`` says how many frames a full run yields.
+        iterator); its ``total`` says how many frames it yields at most, and afterwards
+        ``summary()`` what it re-tracked and where it re-joined.
         ``start``/``end`` (inclusive) limit the frames tracked; they do not move where a
         pass begins: forward from the first dirty (else prompted) frame in the range,
         backward from the last; "both" goes forward, then backward, from the first.
