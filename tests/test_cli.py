@@ -110,12 +110,48 @@ def test_running_again_with_more_prompts_continues_the_session(
     assert again.returncode == 0 and "Nothing new to track" in again.stderr
 
     more = write_csv(tmp_path / "more.csv", [(0, 1, 40, 60, 1), (6, 1, 100, 30, 1)])
-    result = track(shapes_video, more, tmp_path / "s", random_checkpoint)
+    result = track(shapes_video, more, tmp_path / "s", random_checkpoint, "--to-end")
     assert result.returncode == 0, result.stderr
     assert "Tracked 6 frames" in result.stderr  # frames 6..11, not the whole video
     after = load_session(tmp_path / "s")
     assert {f: after.results.get(f, 1).rle["counts"] for f in range(6)} == early
     assert after.prompts.frames() == [0, 6]
+
+
+def test_a_range_run_again_with_a_new_point_leaves_the_frames_before_it(
+    tmp_path, shapes_video, random_checkpoint
+):
+    first = write_csv(tmp_path / "first.csv", [(0, 1, 40, 60, 1)])
+    assert (
+        track(
+            shapes_video, first, tmp_path / "s", random_checkpoint, "--start", 0, "--end", 7
+        ).returncode
+        == 0
+    )
+    before = load_session(tmp_path / "s").results
+    early = {f: before.get(f, 1).rle["counts"] for f in range(4)}
+    more = write_csv(tmp_path / "more.csv", [(0, 1, 40, 60, 1), (4, 1, 100, 30, 1)])
+    result = track(shapes_video, more, tmp_path / "s", random_checkpoint, "--start", 0, "--end", 7)
+    assert result.returncode == 0, result.stderr
+    assert "frames 4–" in result.stderr  # where the new point is, not the range's start
+    after = load_session(tmp_path / "s").results
+    assert {f: after.get(f, 1).rle["counts"] for f in range(4)} == early
+    assert after.frames() == list(range(8))
+
+
+def test_a_retrack_says_where_it_rejoined_unless_asked_to_go_to_the_end(
+    tmp_path, shapes_video, random_checkpoint
+):
+    prompts = write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)])
+    assert track(shapes_video, prompts, tmp_path / "s", random_checkpoint).returncode == 0
+    again = track(shapes_video, prompts, tmp_path / "s", random_checkpoint, "--start", 0)
+    assert again.returncode == 0, again.stderr
+    assert "Re-tracked frames 0–2; the track re-joined at 2." in again.stderr
+    assert "tracking: 100%" in again.stderr  # the bar closes complete though it stopped early
+    to_end = track(
+        shapes_video, prompts, tmp_path / "s", random_checkpoint, "--start", 0, "--to-end"
+    )
+    assert "Tracked frames 0–11." in to_end.stderr
 
 
 @pytest.mark.parametrize(
@@ -244,6 +280,9 @@ def test_help_explains_every_track_option():
         "--direction",
         "--start",
         "--end",
+        "--to-end",
+        "--rejoin-iou",
+        "--rejoin-frames",
     ):
         assert option in result.stdout
 

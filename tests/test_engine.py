@@ -15,6 +15,7 @@ import torch
 
 from napari_sam2_track.engine import SessionBusyError, TrackingSession
 from napari_sam2_track.prompts import PromptError
+from napari_sam2_track.rejoin import RejoinRule, mask_iou
 from napari_sam2_track.synthetic import make_synthetic_video
 
 from conftest import RANDOM_MODEL_SIZE
@@ -157,7 +158,7 @@ def test_forward_correction_leaves_earlier_frames_byte_identical(session):
     list(session.propagate())
     before = _rles(session, range(6))
     session.set_prompt(6, 1, points=[(100, 80), (30, 30)], labels=[1, 0])
-    assert [f for f, _ in session.propagate()] == [6, 7, 8, 9]
+    assert [f for f, _ in session.propagate(until="end")] == [6, 7, 8, 9]
     assert _rles(session, range(6)) == before
     # The correction stays a conditioning frame, so later runs keep it.
     assert 6 in session.tracker.memory_frames(1)["conditioning"]
@@ -168,7 +169,7 @@ def test_backward_correction_leaves_later_frames_byte_identical(session):
     list(session.propagate("backward"))
     after = _rles(session, range(5, 10))
     session.set_prompt(4, 1, points=[(100, 80)], labels=[1])
-    assert [f for f, _ in session.propagate("backward")] == [4, 3, 2, 1, 0]
+    assert [f for f, _ in session.propagate("backward", until="end")] == [4, 3, 2, 1, 0]
     assert _rles(session, range(5, 10)) == after
 
 
@@ -287,4 +288,82 @@ def test_restored_session_keeps_stored_masks_and_continues_from_new_prompts(mode
     assert again.tracker.prompted_frames(1)["points"] == [0]
     assert {f: again.results.get(f, 1).rle["counts"] for f in range(N_FRAMES)} == stored
     again.set_prompt(7, 1, points=[(90, 50)], labels=[1])
-    assert [f for f, _ in again.propagate()] == [7, 8, 9]
+    assert [f for f, _ in again.propagate(until="end")] == [7, 8, 9]
+
+
+def _tracked(session, corrections=(), first_end=None, **options):
+    """Track from a click on frame 0 (up to ``first_end``), correct ``corrections`` and
+    propagate again with ``options``: the second run."""
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate(end=first_end))
+    for frame in corrections:
+        session.set_prompt(frame, 1, points=[(100, 80), (30, 30)], labels=[1, 0])
+    return session.propagate(**options)
+
+
+def test_a_range_starts_at_its_first_changed_frame_not_its_start(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate(start=0, end=7))
+    before = _rles(session, range(4))
+    session.set_prompt(4, 1, points=[(100, 80)], labels=[1])
+    assert [f for f, _ in session.propagate(start=0, end=7, until="end")] == [4, 5, 6, 7]
+    assert _rles(session, range(4)) == before
+    assert session.pending_frames == []
+
+
+def test_a_backward_range_starts_at_its_last_changed_frame_not_its_end(session):
+    session.set_prompt(9, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate("backward", start=2, end=9))
+    after = _rles(session, range(6, 10))
+    session.set_prompt(5, 1, points=[(100, 80)], labels=[1])
+    produced = [f for f, _ in session.propagate("backward", start=2, end=9, until="end")]
+    assert produced == [5, 4, 3, 2]
+    assert _rles(session, range(6, 10)) == after
+
+
+def test_running_again_with_nothing_changed_stops_once_the_track_rejoins(session):
+    run = _tracked(session)
+    assert [f for f, _ in run] == [0, 1, 2]  # the rule's default: three frames in a row
+    assert run.rejoined_at == (2,) and run.retracked == (0, 2)
+    assert run.summary() == "Re-tracked frames 0–2; the track re-joined at 2."
+    longer = session.propagate(rejoin=RejoinRule(frames=5))
+    assert [f for f, _ in longer] == [0, 1, 2, 3, 4]
+
+
+def test_a_correction_is_retracked_until_it_rejoins_and_later_frames_stay(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    list(session.propagate())
+    before = {f: session.results.get(f, 1) for f in range(N_FRAMES)}
+    session.set_prompt(3, 1, points=[(100, 80), (30, 30)], labels=[1, 0])
+    run = session.propagate()
+    produced = [f for f, _ in run]
+    (rejoined,) = run.rejoined_at
+    assert 3 + 2 < rejoined < N_FRAMES - 1  # stopped early, after three frames at least
+    assert produced == list(range(3, rejoined + 1)) and run.total == N_FRAMES - 3
+    assert run.retracked == (3, rejoined)
+    for f in range(rejoined - 2, rejoined + 1):  # what re-joining means
+        assert mask_iou(before[f], session.results.get(f, 1)) >= RejoinRule().iou
+    kept = [f for f in range(N_FRAMES) if f < 3 or f > rejoined]
+    assert _rles(session, kept) == {f: before[f].rle["counts"] for f in kept}
+    assert session.pending_frames == []  # a run that re-joined is finished
+
+
+def test_until_end_retracks_a_correction_to_the_end(session):
+    run = _tracked(session, [3], until="end")
+    assert [f for f, _ in run] == list(range(3, N_FRAMES))
+    assert run.rejoined_at == () and run.summary() == "Tracked frames 3–9."
+
+
+def test_frames_never_tracked_are_tracked_whatever_rejoins_before_them(session):
+    run = _tracked(session, [2], first_end=5)
+    assert [f for f, _ in run] == list(range(2, N_FRAMES)) and run.rejoined_at == ()
+
+
+def test_a_rejoin_waits_for_the_last_changed_frame_of_the_pass(session):
+    run = _tracked(session, [2, 7])
+    assert [f for f, _ in run] == list(range(2, N_FRAMES)) and run.rejoined_at == ()
+
+
+def test_an_unknown_until_is_refused_in_one_sentence(session):
+    with pytest.raises(PromptError, match="until must be one of rejoin, end"):
+        session.propagate(until="later")

@@ -10,6 +10,7 @@ from napari_sam2_track.prompt_queue import (
     FrameTracked,
     PreviewShown,
     PromptQueue,
+    PropagationEnded,
     PropagationPlanned,
     propagation_messages,
 )
@@ -73,10 +74,11 @@ def test_discarding_an_object_forgets_only_its_changes():
     assert len(queue) == 1
 
 
-def test_a_propagation_reports_previews_its_plan_then_each_frame(session):
+def test_a_propagation_reports_previews_its_plan_each_frame_then_what_it_tracked(session):
     queue = PromptQueue()
     queue.schedule(1, 1, points((10, 10)))
     messages = list(propagation_messages(session, queue, "forward"))
     assert messages[:2] == [PreviewShown(1), PropagationPlanned(N_FRAMES - 1)]
-    assert messages[2:] == [FrameTracked(f) for f in range(1, N_FRAMES)]
+    assert messages[2:-1] == [FrameTracked(f) for f in range(1, N_FRAMES)]
+    assert messages[-1] == PropagationEnded(f"Tracked frames 1–{N_FRAMES - 1}.")
     assert not queue

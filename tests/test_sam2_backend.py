@@ -163,7 +163,8 @@ def test_a_correction_gets_back_the_memory_sam2_reads_before_it(model, reverse, 
         assert agree > 0.97, (frame, agree)
     # Now held, they are not encoded again for the propagation from the correction.
     calls = _spy_frame_inference(session, monkeypatch)
-    tracked = [f for f, _ in session.propagate("backward" if reverse else "forward")]
+    run = session.propagate("backward" if reverse else "forward", until="end")
+    tracked = [f for f, _ in run]
     assert tracked == (list(range(fix, -1, -1)) if reverse else list(range(fix, 30)))
     assert [c["frame_idx"] for c in calls if c["mask_inputs"] is not None] == []
 

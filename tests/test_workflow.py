@@ -626,3 +626,17 @@ def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer,
     assert c.annotation_model.folder == tmp_path / "sample.session"
     assert rles(c, range(3), 1) == saved
     assert c.session.prompts.frames() == [0]
+
+
+def test_the_status_names_the_frames_retracked_and_where_the_track_rejoined(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
+    propagate(qtbot, widget)
+    assert widget.status.value.endswith(" px. Tracked frames 0–15.")
+    later = rles(c, range(3, N_FRAMES), 1)
+    propagate(qtbot, widget)  # nothing changed: the re-track re-joins at once
+    assert widget.status.value.endswith(" px. Re-tracked frames 0–2; the track re-joined at 2.")
+    assert rles(c, range(3, N_FRAMES), 1) == later
+    propagate(qtbot, widget, to_end=True)
+    assert widget.status.value.endswith(" px. Tracked frames 0–15.")

@@ -70,6 +70,7 @@ class TrackerWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self.controller: TrackerController | None = None
+        self._model_status = ""
         self._build()
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         napari_viewer.layers.events.removed.connect(self._refresh_layers)
@@ -121,6 +122,11 @@ class TrackerWidget(Container):
         self.limit = CheckBox(text="Only frames", value=False)
         self.first_frame = SpinBox(label="from", min=0, max=0)
         self.last_frame = SpinBox(label="to", min=0, max=0)
+        self.to_end = CheckBox(
+            text="Re-track to the end",
+            value=False,
+            tooltip="Off: a re-track stops where its masks re-join the previous ones",
+        )
         self.follow = CheckBox(text="Follow frames while propagating", value=True)
         self.propagate = PushButton(text="Propagate")
         self.cancel = PushButton(text="Cancel")
@@ -157,6 +163,7 @@ class TrackerWidget(Container):
                 self.limit,
                 self.first_frame,
                 self.last_frame,
+                self.to_end,
                 self.follow,
                 self.propagate,
                 self.cancel,
@@ -313,13 +320,15 @@ class TrackerWidget(Container):
         self.controller.follow = self.follow.value
         self.controller.objects_changed.connect(self._refresh_objects)
         self.controller.propagation_finished.connect(self._update_enabled)
+        self.controller.propagation_finished.connect(self._show_what_was_tracked)
         # Closing napari (or crashing after a propagation) must not lose work.
         controller = self.controller
         self.native.destroyed.connect(lambda *_: controller.close())
         QApplication.instance().aboutToQuit.connect(controller.close)
         if folder is not None:
             self.folder.value = folder
-        self.status.value = f"{model.name} on {model.device.type}, {model.image_size} px."
+        self._model_status = f"{model.name} on {model.device.type}, {model.image_size} px."
+        self.status.value = self._model_status
         self._refresh_objects()
         self._update_enabled()
 
@@ -333,9 +342,14 @@ class TrackerWidget(Container):
             return None
         start = self.first_frame.value if self.limit.value else None
         end = self.last_frame.value if self.limit.value else None
-        worker = self.controller.propagate(self.direction.value, start, end)
+        until = "end" if self.to_end.value else "rejoin"
+        worker = self.controller.propagate(self.direction.value, start, end, until)
         self._update_enabled()
         return worker
+
+    def _show_what_was_tracked(self) -> None:
+        summary = self.controller.last_summary
+        self.status.value = self._model_status + (f" {summary}" if summary else "")
 
     def _on_follow(self, value: bool) -> None:
         if self.controller is not None:

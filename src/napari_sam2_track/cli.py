@@ -24,6 +24,7 @@ _OOM_PHRASES = ("out of memory", "can't allocate memory")
 def build_parser() -> argparse.ArgumentParser:
     from .models import CACHE_ENV, DEFAULT_MODEL
     from .propagation import DIRECTIONS
+    from .rejoin import RejoinRule
 
     parser = argparse.ArgumentParser(
         prog="napari-sam2-track",
@@ -95,6 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument("--start", type=int, metavar="N", help="first frame to track (0-based)")
     track.add_argument("--end", type=int, metavar="N", help="last frame to track (inclusive)")
+    track.add_argument(
+        "--to-end",
+        action="store_true",
+        help="re-track to the end of the frames, instead of stopping where the new masks "
+        "re-join the previous ones",
+    )
+    track.add_argument(
+        "--rejoin-iou",
+        type=float,
+        default=RejoinRule.iou,
+        metavar="X",
+        help=f"IoU at which a re-tracked mask matches its previous one (default {RejoinRule.iou})",
+    )
+    track.add_argument(
+        "--rejoin-frames",
+        type=int,
+        default=RejoinRule.frames,
+        metavar="N",
+        help="frames in a row that must match for a re-track to stop "
+        f"(default {RejoinRule.frames})",
+    )
 
     commands.add_parser(
         "models",
@@ -207,6 +229,7 @@ def run_track(args: argparse.Namespace) -> int:
     from .annotation_model import AnnotationModel
     from .engine import TrackingSession
     from .prompt_csv import read_prompts_csv
+    from .rejoin import RejoinRule
     from .store import is_session_folder, load_session, save_session
     from .video import open_video
     from .video_ref import VideoRef
@@ -252,20 +275,27 @@ def run_track(args: argparse.Namespace) -> int:
     if stored and not changed and not session.pending_frames and not ranged:
         print("Nothing new to track: the session already holds these prompts.", file=sys.stderr)
         return 0
-    done = _propagate_with_progress(session, args.direction, args.start, args.end)
+    run = session.propagate(
+        args.direction,
+        args.start,
+        args.end,
+        until="end" if args.to_end else "rejoin",
+        rejoin=RejoinRule(args.rejoin_iou, args.rejoin_frames),
+    )
+    done = _with_progress(run)
     save(finished=done is not None)
     if done is None:
         print(f"Interrupted; saved what was tracked to {args.out}.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    print(run.summary(), file=sys.stderr)
     print(f"Tracked {done} frames; session saved to {args.out}.", file=sys.stderr)
     return 0
 
 
-def _propagate_with_progress(session, direction, start, end) -> int | None:
+def _with_progress(run) -> int | None:
     """Frames tracked, or None when interrupted (Ctrl-C)."""
     from tqdm import tqdm
 
-    run = session.propagate(direction, start, end)
     done = 0
     with tqdm(total=run.total, unit="frame", desc="tracking", file=sys.stderr) as bar:
         try:
@@ -275,6 +305,8 @@ def _propagate_with_progress(session, direction, start, end) -> int | None:
         except KeyboardInterrupt:
             run.close()
             return None
+        bar.total = done  # a re-track that re-joined ends early, and complete
+        bar.refresh()
     return done
 
 

@@ -49,6 +49,7 @@ from .prefetch import Prefetcher
 from .prompt_queue import (
     FrameTracked,
     PromptQueue,
+    PropagationEnded,
     PropagationMessage,
     PropagationPlanned,
     propagation_messages,
@@ -90,6 +91,8 @@ class TrackerController:
         self.queue = PromptQueue()
         self._preview_worker = None
         self.propagation_worker = None
+        #: What the last propagation tracked, in a sentence (None: none has ended).
+        self.last_summary: str | None = None
         self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
         self._make_layers()
         #: Encodes the frames on screen while idle, so a click there waits for no encode.
@@ -324,12 +327,16 @@ class TrackerController:
     # ------------------------------------------------------------- propagation
 
     def propagate(
-        self, direction: str = "forward", start: int | None = None, end: int | None = None
+        self,
+        direction: str = "forward",
+        start: int | None = None,
+        end: int | None = None,
+        until: str = "rejoin",
     ):
         """Start propagating in a worker; returns the worker (None if one is running).
 
         Queued prompt edits are applied first, in the same worker, so the run always
-        starts from the newest prompts.
+        starts from the newest prompts. ``until`` as for ``TrackingSession.propagate``.
         """
         if self.propagation_worker is not None:
             show_info("A propagation is already running.")
@@ -337,8 +344,9 @@ class TrackerController:
         self.restore_layers()
         self.fold_paint()
         self.prefetcher.pause()
+        self.last_summary = None
         bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
-        worker = _propagation_worker(self.session, self.queue, direction, start, end)
+        worker = _propagation_worker(self.session, self.queue, direction, start, end, until)
         worker.yielded.connect(lambda item: self._on_propagated(item, bar))
         worker.finished.connect(lambda: self._propagation_done(bar))
         worker.errored.connect(self._propagation_failed)
@@ -353,6 +361,8 @@ class TrackerController:
     def _on_propagated(self, message: PropagationMessage, bar) -> None:
         if isinstance(message, PropagationPlanned):
             bar.total = message.total
+        elif isinstance(message, PropagationEnded):
+            self.last_summary = message.summary
         else:
             # Take the frame in before moving to it: moving may run queued events, the end
             # of the run among them, which must find this frame already taken in.
@@ -457,5 +467,5 @@ def _preview_worker(session: TrackingSession, queue: PromptQueue):
 
 
 @thread_worker(ignore_errors=True)
-def _propagation_worker(session, queue, direction, start, end):
-    yield from propagation_messages(session, queue, direction, start, end)
+def _propagation_worker(session, queue, direction, start, end, until):
+    yield from propagation_messages(session, queue, direction, start, end, until)

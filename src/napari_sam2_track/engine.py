@@ -4,10 +4,12 @@ No Qt here: the napari widget, the command line and the exports all drive this c
 The model's internals sit behind :mod:`.tracking_backend`; this module orchestrates.
 
 Correction semantics. Frames whose prompts changed since the last finished propagation
-are *dirty*. A forward propagation starts at the earliest dirty frame (or, with none,
-at the earliest prompted frame), so after a correction on frame k only frames k and
-later change; backward mirrors this from the latest; "both" runs forward and then
-backward from the same start.
+are *dirty*. A forward propagation starts at the earliest dirty frame in its range (or,
+with none, at the earliest prompted frame, else the range's first frame), so after a
+correction on frame k only frames k and later change; backward mirrors this from the
+latest; "both" runs forward and then backward from the same start. A re-track stops
+where its masks have re-joined the previous ones (:mod:`.rejoin`), unless asked to go
+to the end; frames never tracked are always tracked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .errors import UserError
 from .model_input import ModelFrames
 from .prompts import FramePrompt, PromptError, PromptSet
 from .propagation import Direction, FrameResult, Pass, Propagation
+from .rejoin import RejoinRule, RejoinWatch, Until
 from .results import ObjectMask, TrackResults
 
 if TYPE_CHECKING:
@@ -201,19 +204,28 @@ class TrackingSession:
         return sorted(self._dirty)
 
     def propagate(
-        self, direction: Direction = "forward", start: int | None = None, end: int | None = None
+        self,
+        direction: Direction = "forward",
+        start: int | None = None,
+        end: int | None = None,
+        until: Until = "rejoin",
+        rejoin: RejoinRule | None = None,
     ) -> Propagation:
         """Track the prompted objects through the video, one frame at a time.
 
         Yields ``(frame index, {object id: ObjectMask})`` as each frame is done, so a
         caller can show it and stop between frames (:meth:`stop`, or closing the
-        iterator); its ``total`` says how many frames a full run yields.
-        ``start``/``end`` (inclusive) limit the frames tracked; given explicitly,
-        ``start`` is where a forward pass begins and ``end`` where a backward pass
-        begins. "both" starts from the first dirty (else prompted) frame in the range
-        and goes forward, then backward.
+        iterator); its ``total`` says how many frames it yields at most, and afterwards
+        ``summary()`` what it re-tracked and where it re-joined.
+        ``start``/``end`` (inclusive) limit the frames tracked; they do not move where a
+        pass begins: forward from the first dirty (else prompted) frame in the range,
+        backward from the last; "both" goes forward, then backward, from the first.
+        ``until="rejoin"`` stops each pass once it has gone past the changed and
+        never-tracked frames and its masks match the previous ones as ``rejoin`` (default
+        :class:`RejoinRule()`) says; ``"end"`` tracks to the range's end.
         """
         plan.check_direction(direction)
+        plan.check_until(until)
         if self._propagating:
             raise SessionBusyError("a propagation is already running in this session.")
         low, high = plan.frame_range(start, end, self.n_frames)
@@ -222,14 +234,34 @@ class TrackingSession:
                 raise PromptError("there is nothing to propagate: add a prompt first.")
             prompted = [f for f in self.prompts.frames() if low <= f <= high]
             dirty = sorted(f for f in self._dirty if low <= f <= high)
-        passes = plan.plan_passes(direction, low, high, dirty or prompted, start, end)
-        return Propagation(self._run(passes, set(dirty)), plan.count_frames(passes))
+            passes = plan.plan_passes(direction, low, high, dirty or prompted)
+            watches = [None] * len(passes)
+            if until == "rejoin":
+                blocked = set(dirty) | self._untracked_frames(low, high)
+                rule = rejoin or RejoinRule()
+                watches = [RejoinWatch(rule, plan.pass_frames(*p), blocked) for p in passes]
+        rejoins: list[int] = []
+        frames = self._run(passes, watches, set(dirty), rejoins)
+        return Propagation(frames, plan.count_frames(passes), rejoins)
+
+    def _untracked_frames(self, low: int, high: int) -> set[int]:
+        """Frames from ``low`` to ``high`` some prompted object has no mask on."""
+        missing: set[int] = set()
+        for obj_id in self.prompts.object_ids():
+            missing |= set(range(low, high + 1)) - set(self.results.frames_of(obj_id))
+        return missing
 
     def stop(self) -> None:
         """Ask a running propagation to stop after the frame in progress."""
         self._stop.set()
 
-    def _run(self, passes: list[Pass], planned_dirty: set[int]) -> Iterator[FrameResult]:
+    def _run(
+        self,
+        passes: list[Pass],
+        watches: list[RejoinWatch | None],
+        planned_dirty: set[int],
+        rejoins: list[int],
+    ) -> Iterator[FrameResult]:
         with self._lock:
             if self._propagating:
                 raise SessionBusyError("a propagation is already running in this session.")
@@ -238,10 +270,11 @@ class TrackingSession:
         finished = False
         try:
             done: set[int] = set()
-            for anchor, count, reverse in passes:
+            for (anchor, count, reverse), watch in zip(passes, watches, strict=True):
                 with contextlib.closing(self.tracker.track(anchor, count, reverse)) as frames:
                     for frame, predictions in frames:
                         masks = {o: ObjectMask.from_mask(*p) for o, p in predictions.items()}
+                        previous = {o: self.results.get(frame, o) for o in masks} if watch else {}
                         for obj_id, entry in masks.items():
                             self.results.set(frame, obj_id, entry)
                         if frame not in done:
@@ -249,6 +282,9 @@ class TrackingSession:
                             yield frame, masks
                         if self._stop.is_set():
                             return
+                        if watch is not None and watch.rejoined(previous, masks):
+                            rejoins.append(frame)
+                            break
             finished = True
         finally:
             if finished:  # prompts changed after planning stay dirty for the next run

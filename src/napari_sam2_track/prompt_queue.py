@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .engine import SessionBusyError, TrackingSession
 from .prompts import FramePrompt
+from .rejoin import Until
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,14 @@ class FrameTracked:
     frame: int
 
 
-PropagationMessage = PreviewShown | PropagationPlanned | FrameTracked
+@dataclass(frozen=True)
+class PropagationEnded:
+    """The propagation ended; ``summary`` says what it tracked (see ``Propagation``)."""
+
+    summary: str
+
+
+PropagationMessage = PreviewShown | PropagationPlanned | FrameTracked | PropagationEnded
 
 
 class PromptQueue:
@@ -91,11 +99,13 @@ def propagation_messages(
     direction: str = "forward",
     start: int | None = None,
     end: int | None = None,
+    until: Until = "rejoin",
 ) -> Iterator[PropagationMessage]:
     """Apply the queued prompts, then propagate; what a propagation worker yields."""
     for frame in queue.apply(session):
         yield PreviewShown(frame)
-    run = session.propagate(direction, start, end)
+    run = session.propagate(direction, start, end, until=until)
     yield PropagationPlanned(run.total)
     for frame, _masks in run:
         yield FrameTracked(frame)
+    yield PropagationEnded(run.summary())

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from .prompts import PromptError
+from .rejoin import UNTILS
 from .results import ObjectMask
 
 Direction = Literal["forward", "backward", "both"]
@@ -21,44 +22,76 @@ def pass_frames(anchor: int, count: int, reverse: bool) -> range:
     return range(anchor, anchor + count + 1)
 
 
-def plan_passes(
-    direction: Direction,
-    low: int,
-    high: int,
-    anchors: Sequence[int],
-    start: int | None = None,
-    end: int | None = None,
-) -> list[Pass]:
+def plan_passes(direction: Direction, low: int, high: int, anchors: Sequence[int]) -> list[Pass]:
     """The passes of a propagation over frames ``low`` to ``high`` from ``anchors``
-    (dirty, else prompted frames, sorted); an explicit ``start``/``end`` is where a
-    forward/backward pass begins."""
+    (dirty, else prompted frames in the range, sorted): forward from the first, backward
+    from the last, from the range's edge when there are none. The range limits the
+    frames; it never moves a pass's start, so frames before a correction stay as they
+    were."""
     if direction == "forward":
-        first = start if start is not None else (list(anchors) or [low])[0]
+        first = (list(anchors) or [low])[0]
         return [(first, high - first, False)]
     if direction == "backward":
-        last = end if end is not None else (list(anchors) or [high])[-1]
+        last = (list(anchors) or [high])[-1]
         return [(last, last - low, True)]
     middle = (list(anchors) or [low])[0]
     return [(middle, high - middle, False), (middle, middle - low, True)]
 
 
 class Propagation(Iterator[FrameResult]):
-    """The frames of one propagation as they are computed; ``total`` is how many."""
+    """The frames of one propagation as they are computed.
 
-    def __init__(self, frames: Iterator[FrameResult], total: int):
+    ``total`` is how many frames it yields at most: a re-track stops early where it
+    re-joins its previous track. Afterwards ``retracked`` is the first and last frame it
+    yielded (None: none) and ``rejoined_at`` the frames where its passes re-joined.
+    """
+
+    def __init__(
+        self, frames: Iterator[FrameResult], total: int, rejoins: list[int] | None = None
+    ):
         self._frames = frames
         self.total = total
+        self.retracked: tuple[int, int] | None = None
+        self._rejoins = [] if rejoins is None else rejoins  # filled in as passes re-join
+
+    @property
+    def rejoined_at(self) -> tuple[int, ...]:
+        return tuple(self._rejoins)
 
     def __next__(self) -> FrameResult:
-        return next(self._frames)
+        frame, masks = next(self._frames)
+        first, last = self.retracked or (frame, frame)
+        self.retracked = (min(first, frame), max(last, frame))
+        return frame, masks
 
     def close(self) -> None:
         self._frames.close()
+
+    def summary(self) -> str:
+        """One sentence on what was tracked, e.g. "Re-tracked frames 210-236; the track
+        re-joined at 236."."""
+        return describe_run(self.retracked, self.rejoined_at)
+
+
+def describe_run(retracked: tuple[int, int] | None, rejoined_at: Sequence[int]) -> str:
+    """The sentence of :meth:`Propagation.summary`."""
+    if retracked is None:
+        return "No frames were tracked."
+    first, last = retracked
+    frames = f"frame {first}" if first == last else f"frames {first}–{last}"
+    if not rejoined_at:
+        return f"Tracked {frames}."
+    return f"Re-tracked {frames}; the track re-joined at {' and '.join(map(str, rejoined_at))}."
 
 
 def check_direction(direction: str) -> None:
     if direction not in DIRECTIONS:
         raise PromptError(f"direction must be one of {', '.join(DIRECTIONS)}.")
+
+
+def check_until(until: str) -> None:
+    if until not in UNTILS:
+        raise PromptError(f"until must be one of {', '.join(UNTILS)}.")
 
 
 def frame_range(start: int | None, end: int | None, n_frames: int) -> tuple[int, int]:
