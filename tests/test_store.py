@@ -22,8 +22,12 @@ from napari_sam2_track.synthetic import make_synthetic_video
 from napari_sam2_track.video_ref import VideoRef
 
 
+def make_video(n_frames=12, seed=0):
+    return make_synthetic_video(n_frames=n_frames, height=48, width=64, n_objects=2, seed=seed)
+
+
 def make_annotation(n_frames=12, seed=0) -> Annotation:
-    video = make_synthetic_video(n_frames=n_frames, height=48, width=64, n_objects=2, seed=seed)
+    video = make_video(n_frames, seed)
     results = TrackResults(n_frames, 48, 64)
     for frame in range(n_frames):
         for obj in (1, 2):

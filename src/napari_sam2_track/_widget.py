@@ -316,7 +316,9 @@ class TrackerWidget(Container):
             for warning in annotation.warnings:
                 show_warning(f"While restoring: {warning}")
         registry = annotation.objects if annotation is not None else None
-        self.controller = TrackerController(self._viewer, layer, session, registry, folder)
+        self.controller = TrackerController(
+            self._viewer, layer, session, registry, folder, stored=annotation
+        )
         self.controller.follow = self.follow.value
         self.controller.objects_changed.connect(self._refresh_objects)
         self.controller.propagation_finished.connect(self._update_enabled)

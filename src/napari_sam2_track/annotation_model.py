@@ -11,6 +11,7 @@ Three collections of objects exist, each meaning something else:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .autosave import autosave_folder
@@ -27,6 +28,10 @@ def model_settings(model) -> dict:
         "image_size": model.image_size,
         "checkpoint": str(model.checkpoint) if model.checkpoint else None,
     }
+
+
+def _key(folder: Path) -> str:
+    return os.path.realpath(folder)
 
 
 def _default_object(obj_id: int) -> ObjectInfo:
@@ -46,6 +51,9 @@ class AnnotationModel:
         The objects known so far (a saved session's), by id.
     folder
         The session folder chosen or opened; None until there is one.
+    stored
+        The saved annotation this one continues, if any: saving into the folder it came
+        from replaces that version and no other.
     """
 
     def __init__(
@@ -54,11 +62,16 @@ class AnnotationModel:
         video: VideoRef,
         registry: dict[int, ObjectInfo] | None = None,
         folder: Path | None = None,
+        stored: Annotation | None = None,
     ):
         self.session, self.video, self.folder = session, video, folder
         #: Every object the user made or prompted, by id (see the module's docstring).
         self.registry: dict[int, ObjectInfo] = dict(registry or {})
         self.current_object = min(self.registry, default=1)
+        #: The version this model last saw in each folder it loaded from or saved to.
+        self._versions: dict[str, str | None] = {}
+        if stored is not None and stored.folder is not None:
+            self._versions[_key(stored.folder)] = stored.version
 
     # ----------------------------------------------------------------- objects
 
@@ -106,8 +119,9 @@ class AnnotationModel:
 
     # ------------------------------------------------------------------ saving
 
-    def annotation(self) -> Annotation:
-        """What a session folder holds now: prompts, results, objects, model, pending."""
+    def annotation(self, clear_pending: bool = False) -> Annotation:
+        """What a session folder holds now: prompts, results, objects, model, pending
+        (none with ``clear_pending``: a run that finished tracked them all)."""
         session = self.session
         annotation = Annotation(
             self.video,
@@ -116,24 +130,31 @@ class AnnotationModel:
             dict(self.registry),
             model_settings(session.model),
         )
-        annotation.pending_frames = session.pending_frames
+        annotation.pending_frames = [] if clear_pending else session.pending_frames
         return annotation
 
-    def save(self, folder: str | Path | None = None) -> Path:
+    def save(self, folder: str | Path | None = None, clear_pending: bool = False) -> Path:
         """Save into ``folder`` (which becomes the session folder) or the session folder."""
         folder = Path(folder) if folder else self.folder
         if folder is None:
             raise UserError("Choose a folder to save the session in first.")
-        save_session(folder, self.annotation())
+        self._save(folder, clear_pending)
         self.folder = folder
         return folder
 
     def autosave(self) -> Path:
         """Save into the session folder, or without one into the video's autosave folder;
-        returns where. Raises OSError when that cannot be written."""
+        returns where. Raises OSError when that cannot be written, and a ``UserError``
+        when another writer holds it or saved another version there."""
         target = self.autosave_target()
-        save_session(target, self.annotation())
+        self._save(target)
         return target
+
+    def _save(self, folder: Path, clear_pending: bool = False) -> None:
+        """Save, replacing only the version this model last saw there (none: a new one)."""
+        annotation = self.annotation(clear_pending)
+        save_session(folder, annotation, expected_version=self._versions.get(_key(folder)))
+        self._versions[_key(folder)] = annotation.version
 
     def autosave_target(self) -> Path:
         """The session folder, or without one the video's autosave folder."""

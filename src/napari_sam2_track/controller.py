@@ -29,6 +29,7 @@ from qtpy.QtCore import QTimer
 from .annotation_model import AnnotationModel
 from .boxes_view import BoxesView
 from .engine import TrackingSession
+from .errors import UserError
 from .label_volume import LabelVolume, fold_painted_frame
 from .layers import (
     BOXES_LAYER,
@@ -78,11 +79,12 @@ class TrackerController:
         session: TrackingSession,
         registry: dict[int, ObjectInfo] | None = None,
         folder: Path | None = None,
+        stored: Annotation | None = None,
     ):
         self.viewer, self.video_layer, self.session = viewer, video_layer, session
         video = VideoRef.from_source(video_layer.data, video_layer.metadata.get("source_path"))
         #: The object registry, the session folder and saving.
-        self.annotation_model = AnnotationModel(session, video, registry, folder)
+        self.annotation_model = AnnotationModel(session, video, registry, folder, stored)
         self.annotation_model.select(self.annotation_model.current_object)
         self.current_label = POSITIVE
         self.follow = True
@@ -457,7 +459,9 @@ class TrackerController:
         except OSError as exc:
             target = self.annotation_model.autosave_target()
             show_warning(f"Autosave to {target} failed ({exc.strerror or exc}).")
-            return None
+        except UserError as exc:  # another writer holds the folder or saved there since
+            show_warning(f"Autosave skipped: {exc}")
+        return None
 
 
 # Errors go to the errored handlers only, not also re-raised on the main thread.
