@@ -85,6 +85,18 @@ def sequential_decode(path: Path) -> np.ndarray:
     return np.stack([np.frombuffer(b, np.uint8).reshape(height, width, 3) for b in reader])
 
 
+SHAPES_FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def shapes_video(tmp_path_factory) -> Path:
+    """A short synthetic video of two moving shapes, 160x120, as an mp4 file."""
+    from napari_sam2_track.synthetic import make_synthetic_video
+
+    video = make_synthetic_video(n_frames=SHAPES_FRAMES, height=120, width=160, n_objects=2)
+    return write_video(tmp_path_factory.mktemp("video") / "shapes.mp4", video.frames)
+
+
 RANDOM_MODEL_SIZE = 128
 
 

@@ -11,11 +11,10 @@ import pytest
 from napari_sam2_track import cli as cli_module
 from napari_sam2_track.prompts import PromptError
 from napari_sam2_track.store import load_session
-from napari_sam2_track.synthetic import make_synthetic_video
 
-from conftest import write_video
+from conftest import SHAPES_FRAMES
 
-N_FRAMES = 12
+N_FRAMES = SHAPES_FRAMES
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -43,12 +42,6 @@ def track(video, prompts, out, checkpoint, *extra):
         "cpu",
         *extra,
     )
-
-
-@pytest.fixture(scope="module")
-def shapes_video(tmp_path_factory):
-    video = make_synthetic_video(n_frames=N_FRAMES, height=120, width=160, n_objects=2)
-    return write_video(tmp_path_factory.mktemp("video") / "shapes.mp4", video.frames)
 
 
 def write_csv(path, rows, header="frame,obj_id,x,y,label"):
@@ -303,7 +296,14 @@ def test_the_feature_cache_budget_reaches_the_session(tmp_path, shapes_video, mo
         ["--feature-cache-mb", "0"],
         ["--features-on-disk"],
     ):
-        args = ["track", str(shapes_video), "--prompts", str(prompts), "--out", str(tmp_path)]
+        args = [
+            "track",
+            str(shapes_video),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "s"),
+        ]
         assert cli_module.main([*args, *extra]) == 1
     assert given == [(64 * 2**20, False), (0, False), (None, True)]
     with pytest.raises(SystemExit) as refused:

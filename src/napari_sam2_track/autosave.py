@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import platformdirs
@@ -30,6 +31,12 @@ def autosave_folder(video: VideoRef) -> Path:
     stem = Path(video.path).stem if video.path else "video"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{stem}-{video.fingerprint}")[:120]
     return autosave_root() / safe
+
+
+def rescue_folder(video: VideoRef) -> Path:
+    """A new folder for work that could not be saved where it was meant to go."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return autosave_root().parent / "recovered" / f"{autosave_folder(video).name}-{stamp}"
 
 
 def find_autosave(video: VideoRef) -> Path | None:

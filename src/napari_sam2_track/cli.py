@@ -226,22 +226,43 @@ def _out_of_memory(exc: Exception) -> bool:
 
 
 def run_track(args: argparse.Namespace) -> int:
+    from .sam2_backend import check_image_size
+    from .session_lock import LOCK_FILE, session_lock
+    from .store import check_session_target
+
+    check_image_size(args.image_size)  # all checked before the video, model and tracking
+    check_session_target(args.out)
+    created = not args.out.exists()
+    try:
+        with session_lock(args.out, "napari-sam2-track track", wait=0):
+            return _track_locked(args)
+    finally:
+        left = list(args.out.iterdir()) if created and args.out.is_dir() else None
+        if left is not None and [p.name for p in left] in ([], [LOCK_FILE]):
+            for path in left:
+                path.unlink(missing_ok=True)
+            args.out.rmdir()  # nothing was saved: leave no folder behind
+
+
+def _track_locked(args: argparse.Namespace) -> int:
     from .annotation_model import AnnotationModel
     from .engine import TrackingSession
     from .prompt_csv import read_prompts_csv
     from .rejoin import RejoinRule
-    from .store import is_session_folder, load_session, save_session
+    from .store import is_session_folder, load_session
     from .video import open_video
     from .video_ref import VideoRef
 
     frames = open_video(args.video)
+    for warning in frames.warnings:
+        _warn(warning)
     video = VideoRef.from_source(frames)
     prompts = read_prompts_csv(args.prompts)
     for (frame, _), prompt in prompts.items():
         prompt.check_fits(frame, video.n_frames, video.height, video.width)
     stored = load_session(args.out, video) if is_session_folder(args.out) else None
     for warning in stored.warnings if stored else ():
-        print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
+        _warn(warning)
     settings = dict(stored.model) if stored else {}
     model = args.model or settings.get("name")
     image_size = args.image_size or settings.get("image_size")
@@ -263,14 +284,8 @@ def run_track(args: argparse.Namespace) -> int:
     for (frame, obj_id), prompt in changed.items():
         session.set_prompt(frame, obj_id, prompt.points, prompt.labels)
 
-    record = AnnotationModel(session, video, stored.objects if stored else {}, args.out)
-
-    def save(finished: bool) -> None:
-        annotation = record.annotation()
-        if finished:
-            annotation.pending_frames = []
-        save_session(args.out, annotation)
-
+    objects = stored.objects if stored else {}
+    record = AnnotationModel(session, video, objects, args.out, stored)
     ranged = args.start is not None or args.end is not None
     if stored and not changed and not session.pending_frames and not ranged:
         print("Nothing new to track: the session already holds these prompts.", file=sys.stderr)
@@ -283,13 +298,42 @@ def run_track(args: argparse.Namespace) -> int:
         rejoin=RejoinRule(args.rejoin_iou, args.rejoin_frames),
     )
     done = _with_progress(run)
-    save(finished=done is not None)
+    _save_or_rescue(record, args.out, finished=done is not None)
     if done is None:
         print(f"Interrupted; saved what was tracked to {args.out}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(run.summary(), file=sys.stderr)
     print(f"Tracked {done} frames; session saved to {args.out}.", file=sys.stderr)
     return 0
+
+
+def _save_or_rescue(record, out: Path, finished: bool) -> None:
+    """Save the session; if the folder cannot take it (a full disk), save it elsewhere
+    and say where, so the tracked frames are not lost."""
+    from .autosave import rescue_folder
+    from .store import save_session
+
+    try:
+        record.save(out, clear_pending=finished)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        annotation = record.annotation(clear_pending=finished)
+        rescue = rescue_folder(record.video)
+        try:
+            save_session(rescue, annotation, expected_version=None)
+        except OSError as again:
+            raise UserError(
+                f"{out} could not be written ({reason}), nor could {rescue} "
+                f"({(again.strerror or str(again)).lower()}); the tracked frames are lost."
+            ) from exc
+        raise UserError(
+            f"{out} could not be written ({reason}); the tracked frames were saved to "
+            f"{rescue} instead: make room, then move that folder to where you want it."
+        ) from exc
+
+
+def _warn(warning: str) -> None:
+    print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
 
 
 def _with_progress(run) -> int | None:
@@ -333,12 +377,14 @@ def run_download(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .exports import export
+    from .exports import check_target, export
     from .store import load_session
 
+    check_target(args.format, args.out, args.images)  # before reading the session
     annotation = load_session(args.session)
     for warning in annotation.warnings:
-        print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
+        _warn(warning)
+    told = len(annotation.warnings)
     bars: list[tqdm] = []  # opened on the first frame: a refused export prints just its reason
 
     def progress(done: int, total: int) -> None:
@@ -351,6 +397,8 @@ def run_export(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
+    for warning in annotation.warnings[told:]:  # masks found damaged as they were read
+        _warn(warning)
     print(f"Exported {args.session} as {args.format} to {out}.", file=sys.stderr)
     return 0
 
