@@ -7,6 +7,7 @@ order, stopping, correction semantics, object bookkeeping and memory bounds.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -142,15 +143,50 @@ def test_closing_the_generator_releases_the_session(session):
     session.set_prompt(1, 1, points=[(50, 40)], labels=[1])
 
 
-def test_prompts_cannot_change_during_a_propagation(session):
+def test_prompts_cannot_change_while_a_frame_is_being_tracked(session, monkeypatch):
     session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
-    run = session.propagate()
-    next(run)
+    inside, release = threading.Event(), threading.Event()
+    track = session.tracker.track
+
+    def held_on_frame_two(anchor, count, reverse):
+        for frame, predictions in track(anchor, count, reverse):
+            if frame == 2:
+                inside.set()
+                release.wait(timeout=60)
+            yield frame, predictions
+
+    monkeypatch.setattr(session.tracker, "track", held_on_frame_two)
+    worker = threading.Thread(target=lambda: list(session.propagate()))
+    worker.start()
+    assert inside.wait(timeout=60)
     with pytest.raises(SessionBusyError, match="while propagating"):
         session.set_prompt(2, 1, points=[(40, 40)], labels=[1])
     with pytest.raises(SessionBusyError, match="already running"):
         session.propagate()
-    run.close()
+    release.set()
+    worker.join(timeout=60)
+    assert session.results.frames() == list(range(N_FRAMES))
+    assert session.prompts.frames() == [0]
+
+
+@pytest.mark.parametrize("leave", ["break", "exception", "never started"])
+def test_a_propagation_whose_loop_was_left_keeps_nothing_busy(session, leave):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    run = session.propagate()
+    if leave == "break":
+        for frame, _ in run:
+            if frame == 2:
+                break
+    elif leave == "exception":
+        with contextlib.suppress(KeyError):
+            for _ in run:
+                raise KeyError("the caller's own failure")
+    session.set_prompt(5, 1, points=[(50, 40)], labels=[1])  # ends the run left open
+    assert not session.propagating
+    assert list(run) == []  # it stays ended
+    assert session.pending_frames == [0, 5]  # as after a stop: its frames stay to do
+    assert [f for f, _ in session.propagate()][:1] == [0]
+    assert not session.propagating
 
 
 def test_forward_correction_leaves_earlier_frames_byte_identical(session):

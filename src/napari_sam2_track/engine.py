@@ -24,7 +24,7 @@ import numpy as np
 from . import propagation as plan
 from .errors import UserError
 from .model_input import ModelFrames
-from .prompts import FramePrompt, PromptError, PromptSet
+from .prompts import FramePrompt, PromptError, PromptSet, object_id, whole_number
 from .propagation import Direction, FrameResult, Pass, Propagation
 from .rejoin import RejoinRule, RejoinWatch, Until
 from .results import ObjectMask, TrackResults
@@ -57,7 +57,9 @@ class TrackingSession:
     Notes
     -----
     One propagation at a time; :meth:`stop` works from any thread, between two frames.
-    Prompt edits wait for a preview and are refused during a propagation.
+    Prompt edits wait for a preview. While a propagation computes a frame, edits and
+    another propagation are refused; one left between frames (its loop broken, say)
+    is ended by them, as if stopped there.
     """
 
     def __init__(self, source: Any, model: TrackingModel, **tracking_options: Any):
@@ -72,7 +74,7 @@ class TrackingSession:
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._propagating = False
+        self._open: Propagation | None = None  # the propagation not yet ended
 
     @classmethod
     def create(
@@ -109,7 +111,8 @@ class TrackingSession:
 
     @property
     def propagating(self) -> bool:
-        return self._propagating
+        """Whether a propagation has started and not yet ended."""
+        return self._open is not None
 
     @property
     def object_ids(self) -> list[int]:
@@ -144,7 +147,7 @@ class TrackingSession:
         return self._apply(frame, obj_id, FramePrompt(mask=mask))
 
     def _apply(self, frame: int, obj_id: int, prompt: FramePrompt) -> ObjectMask:
-        frame, obj_id = int(frame), int(obj_id)
+        frame, obj_id = whole_number(frame, "a frame"), object_id(obj_id)
         prompt.check_fits(frame, self.n_frames, self.height, self.width)
         with self._editing():
             mask, score = self.tracker.preview(frame, obj_id, prompt)
@@ -173,11 +176,18 @@ class TrackingSession:
     @contextlib.contextmanager
     def _editing(self):
         with self._lock:
-            if self._propagating:
-                raise SessionBusyError(
-                    "prompts cannot change while propagating; stop it or let it finish."
-                )
+            self._end_left_propagation(
+                "prompts cannot change while propagating; stop it or let it finish."
+            )
             yield
+
+    def _end_left_propagation(self, busy: str) -> None:
+        """End an open propagation that waits between frames; refuse (``busy``) while
+        one computes a frame. Called with the lock held."""
+        run, self._open = self._open, None
+        if run is not None and not run.end_if_waiting():
+            self._open = run
+            raise SessionBusyError(busy)
 
     def restore(
         self, prompts: PromptSet, results: TrackResults, pending: Sequence[int] = ()
@@ -226,10 +236,9 @@ class TrackingSession:
         """
         plan.check_direction(direction)
         plan.check_until(until)
-        if self._propagating:
-            raise SessionBusyError("a propagation is already running in this session.")
         low, high = plan.frame_range(start, end, self.n_frames)
         with self._lock:  # plan after any prompt edit in progress has landed
+            self._end_left_propagation("a propagation is already running in this session.")
             if not self.prompts.frames():
                 raise PromptError("there is nothing to propagate: add a prompt first.")
             prompted = [f for f in self.prompts.frames() if low <= f <= high]
@@ -240,9 +249,11 @@ class TrackingSession:
                 blocked = set(dirty) | self._untracked_frames(low, high)
                 rule = rejoin or RejoinRule()
                 watches = [RejoinWatch(rule, plan.pass_frames(*p), blocked) for p in passes]
-        rejoins: list[int] = []
-        frames = self._run(passes, watches, set(dirty), rejoins)
-        return Propagation(frames, plan.count_frames(passes), rejoins)
+            rejoins: list[int] = []
+            frames = self._run(passes, watches, set(dirty), rejoins)
+            self._open = Propagation(frames, plan.count_frames(passes), rejoins)
+            self._stop.clear()
+            return self._open
 
     def _untracked_frames(self, low: int, high: int) -> set[int]:
         """Frames from ``low`` to ``high`` some prompted object has no mask on."""
@@ -262,11 +273,6 @@ class TrackingSession:
         planned_dirty: set[int],
         rejoins: list[int],
     ) -> Iterator[FrameResult]:
-        with self._lock:
-            if self._propagating:
-                raise SessionBusyError("a propagation is already running in this session.")
-            self._propagating = True
-            self._stop.clear()
         finished = False
         try:
             done: set[int] = set()
@@ -289,7 +295,7 @@ class TrackingSession:
         finally:
             if finished:  # prompts changed after planning stay dirty for the next run
                 self._dirty -= planned_dirty
-            self._propagating = False
+            self._open = None
 
     def tracking_state_frames(self) -> dict[str, int]:
         """How many frames' outputs the model holds as memory (bounded on long videos)."""

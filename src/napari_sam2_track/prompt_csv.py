@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,11 @@ def read_prompts_csv(path: str | Path) -> dict[tuple[int, int], FramePrompt]:
             f"{','.join(NAPARI_COLUMNS)}); it has {','.join(header)}."
         )
     try:
-        data = np.array([[float(r[frame]), float(r[y]), float(r[x])] for r in rows])
+        frames = [_integer(r[frame]) for r in rows]
+        data = np.array([[f, float(r[y]), float(r[x])] for f, r in zip(frames, rows, strict=True)])
         labels = [_integer(r["label"]) for r in rows]
         obj_ids = [_integer(r["obj_id"]) for r in rows]
-    except ValueError as exc:
+    except (ValueError, ArithmeticError) as exc:
         raise PromptError(f"{path.name} has a value that is not a number ({exc}).") from None
     if not np.isfinite(data).all():
         raise PromptError(f"{path.name} has a coordinate that is not a finite number.")
@@ -52,11 +54,16 @@ def read_prompts_csv(path: str | Path) -> dict[tuple[int, int], FramePrompt]:
 
 
 def _integer(text: str) -> int:
-    """Integers as pandas may write them ("1", "1.0", "True")."""
-    lowered = text.lower()
+    """A whole number exactly as written ("12", "1.0" or "True", as pandas may write
+    them); "0.4" or "1e400" is refused, and no digit is lost to a float."""
+    lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return int(lowered == "true")
-    value = float(text)
-    if value != int(value):
+    try:
+        return int(lowered)
+    except ValueError:
+        pass
+    value = Decimal(lowered)  # raises InvalidOperation, an ArithmeticError
+    if not value.is_finite() or value != value.to_integral_value():
         raise ValueError(f"{text!r} is not a whole number")
     return int(value)

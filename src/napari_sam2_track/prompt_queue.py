@@ -78,7 +78,8 @@ class PromptQueue:
     def apply(self, session: TrackingSession) -> Iterator[int]:
         """Run the queued changes through SAM 2, yielding each frame done; stops early,
         leaving the rest queued, when the session is propagating."""
-        while (taken := self._take()) is not None:
+        # An edit would end an open propagation (see TrackingSession); queued ones wait.
+        while not session.propagating and (taken := self._take()) is not None:
             (frame, obj_id), prompt = taken
             try:
                 if prompt is None:

@@ -7,6 +7,7 @@ original frame. napari layers hold ``(frame, row, column)``;
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,10 +16,31 @@ import numpy as np
 from .errors import UserError
 
 POSITIVE, NEGATIVE = 1, 0
+#: Object ids are label values of the masks layer (uint16), and 0 is its background.
+MAX_OBJECT_ID = 2**16 - 1
 
 
 class PromptError(UserError):
     """A prompt that cannot be used; the message is one sentence for the user."""
+
+
+def whole_number(value: object, what: str) -> int:
+    """``value`` as an int if it is a whole number (3, 3.0, numpy ints); else refused."""
+    if isinstance(value, bool | np.bool_):
+        raise PromptError(f"{what} must be a whole number, not {value!r}.")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    raise PromptError(f"{what} must be a whole number, not {value!r}.")
+
+
+def object_id(value: object) -> int:
+    """A valid object id (1 to :data:`MAX_OBJECT_ID`) from ``value``, else refused."""
+    obj_id = whole_number(value, "an object id")
+    if not 1 <= obj_id <= MAX_OBJECT_ID:
+        raise PromptError(f"object ids run from 1 to {MAX_OBJECT_ID}; {obj_id} is not one.")
+    return obj_id
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,21 +53,21 @@ class FramePrompt:
     mask: np.ndarray | None = None
 
     def __post_init__(self):
-        points = np.asarray(self.points, dtype=np.float32).reshape(-1, 2)
-        labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
+        points, labels = _points(self.points), _labels(self.labels)
         if len(points) != len(labels):
             raise PromptError(f"{len(points)} points were given with {len(labels)} labels.")
-        if not np.isin(labels, (POSITIVE, NEGATIVE)).all():
-            raise PromptError("point labels must be 1 (on the object) or 0 (not on it).")
         if self.mask is not None and (len(points) or self.box is not None):
             raise PromptError("a frame's prompt is either points and a box, or a mask.")
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "labels", labels)
         if self.box is not None:
-            x0, y0, x1, y1 = (float(v) for v in self.box)
+            x0, y0, x1, y1 = _box(self.box)
             object.__setattr__(self, "box", (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         if self.mask is not None:
-            object.__setattr__(self, "mask", np.asarray(self.mask, dtype=bool))
+            mask = np.asarray(self.mask, dtype=bool)
+            if mask.ndim != 2:
+                raise PromptError(f"a mask prompt must be 2-D, not of shape {mask.shape}.")
+            object.__setattr__(self, "mask", mask)
 
     @property
     def empty(self) -> bool:
@@ -87,6 +109,41 @@ class FramePrompt:
             raise PromptError(
                 f"the mask for frame {frame} is {w}x{h} but the video is {width}x{height}."
             )
+
+
+def _points(points: object) -> np.ndarray:
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PromptError("points must be (x, y) pairs of numbers.") from None
+    if array.size == 0:
+        return np.zeros((0, 2), np.float32)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise PromptError(f"points must be (x, y) pairs, not an array of shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise PromptError("a point has a coordinate that is not a finite number.")
+    return array.astype(np.float32)
+
+
+def _labels(labels: object) -> np.ndarray:
+    try:
+        array = np.asarray(labels, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        array = np.full(1, np.nan)
+    if not np.isin(array, (POSITIVE, NEGATIVE)).all():
+        raise PromptError("point labels must be 1 (on the object) or 0 (not on it).")
+    return array.astype(np.int32)
+
+
+def _box(box: object) -> tuple[float, float, float, float]:
+    try:
+        values = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        values = np.zeros(0)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise PromptError("a box must be four finite numbers: x0, y0, x1, y1.")
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
 
 
 class PromptSet:
@@ -137,8 +194,8 @@ def prompts_from_points(
     Within a prompt, points keep the order they have in ``data``.
     """
     data = np.asarray(data, dtype=np.float64).reshape(-1, 3)
-    labels = np.asarray(list(labels), dtype=np.int64)
-    obj_ids = np.asarray(list(obj_ids), dtype=np.int64)
+    labels = np.asarray(list(labels))  # as given: FramePrompt refuses all but 0 and 1
+    obj_ids = np.asarray([object_id(o) for o in obj_ids], dtype=np.int64)
     if not len(data) == len(labels) == len(obj_ids):
         raise PromptError("every point needs a label and an object id.")
     frames = np.round(data[:, 0]).astype(np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -53,19 +54,39 @@ class Propagation(Iterator[FrameResult]):
         self.total = total
         self.retracked: tuple[int, int] | None = None
         self._rejoins = [] if rejoins is None else rejoins  # filled in as passes re-join
+        self._step = threading.Lock()  # held while a frame is computed
 
     @property
     def rejoined_at(self) -> tuple[int, ...]:
         return tuple(self._rejoins)
 
     def __next__(self) -> FrameResult:
-        frame, masks = next(self._frames)
+        with self._step:
+            frame, masks = next(self._frames)
         first, last = self.retracked or (frame, frame)
         self.retracked = (min(first, frame), max(last, frame))
         return frame, masks
 
+    def __enter__(self) -> Propagation:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
     def close(self) -> None:
-        self._frames.close()
+        """End it after the frame in progress; what was tracked is kept."""
+        with self._step:
+            self._frames.close()
+
+    def end_if_waiting(self) -> bool:
+        """End it if no frame is being computed now; whether it has ended."""
+        if not self._step.acquire(blocking=False):
+            return False
+        try:
+            self._frames.close()
+        finally:
+            self._step.release()
+        return True
 
     def summary(self) -> str:
         """One sentence on what was tracked, e.g. "Re-tracked frames 210-236; the track
