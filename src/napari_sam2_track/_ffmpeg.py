@@ -9,6 +9,7 @@ lists every packet with its timestamp, and decoders always run with
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class VideoIndex:
     fps: float
     pts: np.ndarray
     keyframes: np.ndarray
+    #: A sentence saying the file looks cut short, or None.
+    truncation: str | None = None
 
     def seek_time(self, index: int) -> float | None:
         """The ``-ss`` time whose first decoded frame is ``index`` (None: from the start).
@@ -119,7 +122,62 @@ def probe_video(path: str | Path) -> VideoIndex:
     keyframes = np.flatnonzero(keys[order])
 
     width, height, fps = _decoded_geometry(path)
-    return VideoIndex(len(pts), height, width, fps, pts_seconds, keyframes)
+    index = VideoIndex(len(pts), height, width, fps, pts_seconds, keyframes)
+    if not _looks_cut(len(pts), stderr):
+        return index
+    index = _without_undecodable_end(path, index)  # a cut-off last packet is no frame
+    return dataclasses.replace(index, truncation=_truncation(path.name, index.n_frames, stderr))
+
+
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_FPS_RE = re.compile(r"Stream #0:\d+.*?: Video: .*?([\d.]+) fps")
+_DAMAGE_MARKERS = ("partial file", "corrupt input packet", "Packet corrupt")
+#: Fewer packets than this share of the frames a container announces means it was cut.
+_ANNOUNCED_SHARE = 0.9
+
+
+def announced_frames(stderr: str) -> int | None:
+    """The frame count a container's header implies (duration times rate), if given."""
+    duration, fps = _DURATION_RE.search(stderr), _FPS_RE.search(stderr)
+    if duration is None or fps is None:
+        return None
+    hours, minutes, seconds = duration.groups()
+    total = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return round(total * float(fps.group(1)))
+
+
+def _looks_cut(found: int, stderr: str) -> bool:
+    """Whether ffmpeg saw damage, or found fewer packets than the container announces."""
+    announced = announced_frames(stderr)
+    short = announced is not None and found < _ANNOUNCED_SHARE * announced
+    return short or any(marker in stderr for marker in _DAMAGE_MARKERS)
+
+
+def _truncation(name: str, found: int, stderr: str) -> str:
+    announced = announced_frames(stderr)
+    told = f"its header announces {announced} frames but " if announced else ""
+    return (
+        f"{name} appears to be truncated or damaged: {told}only {found} frames could be "
+        "read; the rest of the video is missing."
+    )
+
+
+def _without_undecodable_end(path: Path, index: VideoIndex) -> VideoIndex:
+    """The index cut to the frames that decode, found by decoding the last stretch."""
+    start = index.keyframe_before(index.n_frames - 1)
+    decoder = FrameDecoder(path, index, start)
+    try:
+        while decoder.position < index.n_frames and decoder.read() is not None:
+            pass
+    except VideoReadError:
+        pass
+    finally:
+        decoder.close()
+    n = decoder.position
+    if n == 0:
+        raise VideoReadError(f"{path.name} is damaged: none of its frames can be decoded.")
+    keyframes = index.keyframes[index.keyframes < n]
+    return dataclasses.replace(index, n_frames=n, pts=index.pts[:n], keyframes=keyframes)
 
 
 def _parse_packets(framecrc: str) -> tuple[np.ndarray, np.ndarray]:

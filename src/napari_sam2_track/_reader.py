@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 
 from ._ffmpeg import VideoReadError
 from .frame_folder import list_frame_files
@@ -35,6 +35,8 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
 def video_layer_data(path: str | Path) -> LayerData:
     """The (data, kwargs, "image") tuple of a video, without touching napari."""
     frames = open_video(path)
+    for warning in frames.warnings:
+        show_warning(warning)
     return frames, video_layer_kwargs(frames.name, frames.fps, str(Path(path).resolve())), "image"
 
 

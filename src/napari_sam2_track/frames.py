@@ -77,6 +77,11 @@ class LazyFrames(ABC):
         """Decode frame ``index`` (already bounds-checked) and cache what it decoded."""
 
     @property
+    def warnings(self) -> list[str]:
+        """Sentences on what looks wrong with the source but still reads."""
+        return []
+
+    @property
     def ndim(self) -> int:
         return 4
 

@@ -59,6 +59,11 @@ class VideoFrames(LazyFrames):
         return self.path.stem
 
     @property
+    def warnings(self) -> list[str]:
+        """Sentences on what looks wrong with the file but still reads (a cut-off end)."""
+        return [self.index.truncation] if self.index.truncation else []
+
+    @property
     def window_frames(self) -> int:
         """How many frames the backward window holds at most (0 or 1: no window)."""
         return self._window.max_bytes // int(np.prod(self.shape[1:]))
