@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sam2_track.boxes import box_edges, box_from_edges, mask_to_box, mot_box, yolo_box
+from napari_sam2_track.boxes import box_edges, box_from_edges, mask_to_box, yolo_box
 from napari_sam2_track.layers import box_corners, corners_to_box
 
 
@@ -22,10 +22,6 @@ def test_edges_cut_the_box_out_of_the_image(mask):
     assert (x0, y0, x1, y1) == (2, 1, 5, 3)
     assert mask[y0:y1, x0:x1].all() and mask[y0:y1, x0:x1].sum() == mask.sum()
     assert box_from_edges(x0, y0, x1, y1) == box
-
-
-def test_mot_counts_pixels_from_one(mask):
-    assert mot_box(mask_to_box(mask)) == (3, 2, 3, 2)
 
 
 def test_yolo_takes_the_centre_and_size_as_fractions(mask):

@@ -7,7 +7,6 @@ import configparser
 import csv
 import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -152,6 +151,7 @@ def test_youtube_vis_decodes_to_the_masks_and_null_where_absent(tmp_path, annota
     assert video["file_names"][3] == "clip/000003.jpg"
     assert [c["name"] for c in data["categories"]] == CLASSES
     assert [a["track_id"] for a in data["annotations"]] == sorted(VISIBLE)
+    assert [a["id"] for a in data["annotations"]] == sorted(VISIBLE)  # a track is an object
     for ann in data["annotations"]:
         obj_id = ann["track_id"]
         assert len(ann["segmentations"]) == len(ann["bboxes"]) == len(ann["areas"]) == N
@@ -160,7 +160,8 @@ def test_youtube_vis_decodes_to_the_masks_and_null_where_absent(tmp_path, annota
                 assert rle is None and ann["bboxes"][frame] is None
                 continue
             entry = annotation.results.get(frame, obj_id)
-            mask = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            assert all(isinstance(count, int) for count in rle["counts"])  # count lists
+            mask = mask_utils.decode(mask_utils.frPyObjects(rle, H, W))
             np.testing.assert_array_equal(mask.astype(bool), entry.mask)
             assert ann["bboxes"][frame] == list(entry.box)
 
@@ -175,8 +176,12 @@ def test_mot_scores_perfectly_in_motmetrics_against_the_store(tmp_path, annotati
 
     out = run_export(tmp_path, annotation, "mot")
     gt = mm.io.loadtxt(out / "gt" / "gt.txt", fmt="mot15-2D")
-    # motmetrics undoes MOT's 1-based corners, so the store's 0-based boxes must match.
-    rows = [(f + 1, o, *annotation.results.get(f, o).box, 1.0) for f, o in visible_pairs()]
+    # The export keeps the store's 0-based corners (as CVAT and datumaro read MOT);
+    # motmetrics subtracts MOTChallenge's 1, so it sees each box one pixel up and left.
+    rows = []
+    for f, o in visible_pairs():
+        x, y, width, height = annotation.results.get(f, o).box
+        rows.append((f + 1, o, x - 1, y - 1, width, height, 1.0))
     columns = ["FrameId", "Id", "X", "Y", "Width", "Height", "Confidence"]
     hypothesis = pd.DataFrame(rows, columns=columns).set_index(["FrameId", "Id"])
     accumulator = mm.utils.compare_to_groundtruth(gt, hypothesis, "iou", distth=1e-6)
@@ -188,7 +193,9 @@ def test_mot_scores_perfectly_in_motmetrics_against_the_store(tmp_path, annotati
 
     first = (out / "gt" / "gt.txt").read_text().splitlines()[0].split(",")
     x, y, w, h = annotation.results.get(0, 1).box
-    assert first == ["1", "1", str(x + 1), str(y + 1), str(w), str(h), "1", "1", "1"]
+    assert first == ["1", "1", str(x), str(y), str(w), str(h), "1", "1", "1"]
+    # Class 1 is the first line of labels.txt, the session's own first class.
+    assert (out / "gt" / "labels.txt").read_text().splitlines() == CLASSES
     info = configparser.ConfigParser()
     info.read(out / "seqinfo.ini")
     assert dict(info["Sequence"]) == {
@@ -229,14 +236,13 @@ def test_davis_pngs_score_perfect_j_and_f_in_vos_benchmark(tmp_path, annotation)
     index_of = {obj_id: i + 1 for i, obj_id in enumerate(sorted(VISIBLE))}
     lookup = np.zeros(max(index_of) + 1, np.uint8)
     lookup[list(index_of)] = list(index_of.values())
-    gt, predicted = tmp_path / "gt" / "clip", tmp_path / "predicted" / "clip"
+    gt, predicted = tmp_path / "gt" / "clip", out / "Annotations" / "clip"
     gt.mkdir(parents=True)
-    predicted.mkdir(parents=True)
     for frame in range(N):
         name = f"{frame:05d}.png"
         Image.fromarray(lookup[annotation.results.labels(frame)]).save(gt / name)
-        shutil.copy(out / name, predicted / name)
-    png = Image.open(out / "00001.png")
+    assert sorted(p.name for p in (out / "Annotations").iterdir()) == ["clip"]
+    png = Image.open(predicted / "00001.png")
     assert png.mode == "P" and png.getpalette()[3:9] == [128, 0, 0, 0, 128, 0]
     scores = subprocess.run(
         [sys.executable, "-c", VOS_BENCHMARK, gt.parent, predicted.parent],
@@ -248,9 +254,20 @@ def test_davis_pngs_score_perfect_j_and_f_in_vos_benchmark(tmp_path, annotation)
 
     for obj_id in VISIBLE:
         for frame in range(N):
-            decoded = np.array(Image.open(out / f"{obj_id:03d}" / f"{frame:05d}.png")) > 0
+            png = out / "Objects" / "clip" / f"{obj_id:03d}" / f"{frame:05d}.png"
+            decoded = np.array(Image.open(png)) > 0
             expected = object_mask(obj_id, frame) if frame in VISIBLE[obj_id] else False
             np.testing.assert_array_equal(decoded, np.broadcast_to(expected, (H, W)))
+
+
+def test_davis_exported_twice_to_one_folder_replaces_the_first(tmp_path, annotation):
+    first = run_export(tmp_path, annotation, "davis")
+    fewer = dataclasses.replace(annotation, results=TrackResults(N, H, W))
+    fewer.results.set(0, 1, object_mask(1, 0))
+    assert run_export(tmp_path, fewer, "davis") == first
+    masks = first / "Objects" / "clip"
+    assert sorted(p.name for p in masks.iterdir()) == ["001", "002", "003", "005"]
+    assert not np.array(Image.open(first / "Annotations" / "clip" / "00001.png")).any()
 
 
 def test_cvat_xml_parses_back_to_the_boxes_with_outside_where_stretches_end(tmp_path, annotation):
@@ -329,6 +346,27 @@ def test_frame_images_are_written_only_when_asked(tmp_path, annotation, frames):
     ]
 
 
+def test_coco_with_images_is_a_dataset_folder_in_cvats_layout(tmp_path, annotation, frames):
+    from pycocotools.coco import COCO
+
+    out = export(
+        annotation, "coco", tmp_path / "clip_coco", write_images=True, frames_source=frames
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["annotations", "images"]
+    coco = COCO(str(out / "annotations" / "instances_default.json"))
+    images = out / "images" / "default"
+    for image in coco.loadImgs(coco.getImgIds()):
+        assert (images / image["file_name"]).is_file()
+    assert len(coco.getAnnIds()) == len(visible_pairs())
+
+
+def test_davis_with_images_puts_them_in_jpegimages(tmp_path, annotation, frames):
+    out = run_export(tmp_path, annotation, "davis", write_images=True, frames_source=frames)
+    assert sorted(p.name for p in out.iterdir()) == ["Annotations", "JPEGImages", "Objects"]
+    jpegs = sorted((out / "JPEGImages" / "clip").iterdir())
+    assert [p.name for p in jpegs] == [f"{f:05d}.jpg" for f in range(N)]
+
+
 def test_images_need_a_video_and_a_format_that_carries_them(tmp_path, annotation, frames):
     no_path = dataclasses.replace(
         annotation, video=dataclasses.replace(annotation.video, path=None)
@@ -336,7 +374,7 @@ def test_images_need_a_video_and_a_format_that_carries_them(tmp_path, annotation
     with pytest.raises(ExportError, match="does not record where its video is"):
         run_export(tmp_path, no_path, "yolo_detect", write_images=True)
     with pytest.raises(ExportError, match="does not carry frame images"):
-        run_export(tmp_path, annotation, "coco", write_images=True, frames_source=frames)
+        run_export(tmp_path, annotation, "boxes_csv", write_images=True, frames_source=frames)
     with pytest.raises(ExportError, match="the frames given have 3 frames"):
         run_export(tmp_path, annotation, "mot", write_images=True, frames_source=frames[:3])
     assert list(tmp_path.iterdir()) == []
@@ -488,9 +526,14 @@ def test_cli_refuses_a_folder_that_is_not_a_session_in_one_line(tmp_path):
     [
         (["{session}", "--format", "voc", "--out", "{new}"], "There is no export format 'voc'"),
         (
-            ["{session}", "--format", "coco", "--images", "--out", "{new}"],
-            "The coco format does not carry frame images",
+            ["{session}", "--format", "cvat", "--images", "--out", "{new}"],
+            "The cvat format does not carry frame images",
         ),
+        (
+            ["{session}", "--format", "coco", "--out", "{session}/session.json"],
+            "is inside the session folder",
+        ),
+        (["{session}", "--format", "davis", "--out", "{session}"], "is inside the session"),
         (["{session}", "--format", "davis", "--out", "{file}"], "is an existing file, but"),
         (["{file}", "--format", "coco", "--out", "{new}"], "is not a session folder"),
     ],

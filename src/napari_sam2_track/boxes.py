@@ -39,12 +39,6 @@ def box_from_edges(x0: int, y0: int, x1: int, y1: int) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def mot_box(box: Box) -> Box:
-    """MOTChallenge's ``(bb_left, bb_top, bb_width, bb_height)``: 1-based left and top."""
-    x, y, width, height = box
-    return x + 1, y + 1, width, height
-
-
 def yolo_box(box: Box, image_width: int, image_height: int) -> tuple[float, ...]:
     """YOLO's ``(cx, cy, w, h)``: the box's centre and size as fractions of the image."""
     x, y, width, height = box

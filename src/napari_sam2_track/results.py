@@ -33,6 +33,17 @@ def rle_json(rle: dict) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def rle_counts_json(mask: np.ndarray) -> dict:
+    """Uncompressed COCO RLE (run lengths as a list, column-major, background first),
+    the form every COCO-style reader takes, YouTube-VIS's included."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    counts = np.diff(np.concatenate(([0], edges, [flat.size]))).tolist()
+    if flat.size and flat[0]:
+        counts.insert(0, 0)
+    return {"size": [int(v) for v in mask.shape], "counts": counts}
+
+
 def rle_from_json(data: dict) -> dict:
     """Inverse of :func:`rle_json`."""
     return {"size": [int(v) for v in data["size"]], "counts": data["counts"].encode("ascii")}

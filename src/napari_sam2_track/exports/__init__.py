@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..store import Annotation
-from ._common import ExportError, ExportOptions, Progress, atomic_output, ignore_progress
+from ..store import Annotation, is_session_folder
+from ._common import (
+    ExportError,
+    ExportOptions,
+    Progress,
+    atomic_output,
+    check_replaceable,
+    check_writable,
+    ignore_progress,
+)
 from .boxes_csv import write_boxes_csv
 from .coco import write_coco
 from .cvat import write_cvat
@@ -22,7 +30,7 @@ from .mot import write_mot
 from .yolo import write_yolo_detect, write_yolo_segment
 from .youtube_vis import write_youtube_vis
 
-__all__ = ["EXPORTERS", "ExportError", "Exporter", "export"]
+__all__ = ["EXPORTERS", "ExportError", "Exporter", "check_target", "export"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,8 @@ class Exporter:
 
     ``owned_names`` matches the top-level names the format puts in its folder: an existing
     folder holding anything else is not replaced. ``images`` tells whether the format can
-    carry the video's frames as JPEG files.
+    carry the video's frames as JPEG files; a file format that can is written as a
+    dataset folder when it does.
     """
 
     name: str
@@ -41,12 +50,21 @@ class Exporter:
     images: bool = False
     owned_names: str = ""
 
+    def writes_folder(self, write_images: bool) -> bool:
+        return self.output == "folder" or (self.images and write_images)
+
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter
     for exporter in (
         Exporter(
-            "coco", write_coco, "COCO instance masks (JSON, RLE), one image per frame", "file"
+            "coco",
+            write_coco,
+            "COCO instance masks (JSON, RLE), one image per frame; with images, a dataset "
+            "folder (annotations/instances_default.json, images/default/)",
+            "file",
+            images=True,
+            owned_names=r"annotations|images",
         ),
         Exporter(
             "youtube_vis",
@@ -82,9 +100,10 @@ EXPORTERS: dict[str, Exporter] = {
         Exporter(
             "davis",
             write_davis,
-            "DAVIS palette PNGs per frame, plus a binary PNG folder per object",
+            "DAVIS palette PNGs per frame (Annotations/), binary PNGs per object (Objects/)",
             "folder",
-            owned_names=r"\d+(\.png)?",
+            images=True,
+            owned_names=r"Annotations|Objects|JPEGImages",
         ),
         Exporter(
             "boxes_csv",
@@ -131,16 +150,15 @@ def export(
     ExportError
         With a one-sentence message, for a request that cannot be carried out.
     """
-    exporter = EXPORTERS.get(format)
-    if exporter is None:
-        known = ", ".join(EXPORTERS)
-        raise ExportError(f"there is no export format {format!r}; choose one of {known}.")
+    check_target(format, out, write_images)
+    exporter = EXPORTERS[format]
     out = Path(out)
+    folder = exporter.writes_folder(write_images)
     frames = _frames_for_images(annotation, exporter, frames_source) if write_images else None
     name = out.name if exporter.output == "folder" else out.stem
     options = ExportOptions(name or "export", progress or ignore_progress, frames)
     try:
-        with atomic_output(out, exporter.output == "folder", exporter.owned_names) as target:
+        with atomic_output(out, folder, exporter.owned_names) as target:
             exporter.write(annotation, target, options)
     except OSError as exc:  # a full disk or a folder one may not write to: the user's to fix
         reason = exc.strerror or str(exc)
@@ -148,13 +166,31 @@ def export(
     return out
 
 
-def _frames_for_images(annotation: Annotation, exporter: Exporter, frames_source: Any) -> Any:
-    if not exporter.images:
+def check_target(format: str, out: str | Path, write_images: bool = False) -> None:
+    """Refuse, in one sentence and before any work, an output that cannot be written or
+    would overwrite what it should not: a session folder, or anything inside one."""
+    exporter = EXPORTERS.get(format)
+    if exporter is None:
+        known = ", ".join(EXPORTERS)
+        raise ExportError(f"there is no export format {format!r}; choose one of {known}.")
+    out = Path(out).absolute()
+    if write_images and not exporter.images:
         carrying = ", ".join(name for name, e in EXPORTERS.items() if e.images)
         raise ExportError(
             f"the {exporter.name} format does not carry frame images (only {carrying} do); "
             "export without asking for images."
         )
+    for folder in (out, *out.parents):
+        if is_session_folder(folder):
+            raise ExportError(
+                f"{out} is inside the session folder {folder}; export to a path outside it, "
+                "so the session is never overwritten."
+            )
+    check_replaceable(out, exporter.writes_folder(write_images), exporter.owned_names)
+    check_writable(out)
+
+
+def _frames_for_images(annotation: Annotation, exporter: Exporter, frames_source: Any) -> Any:
     video = annotation.video
     if frames_source is None:
         if video.path is None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..paths import why_unwritable
 from ..results import ObjectMask
 from ..store import Annotation
 
@@ -57,7 +58,7 @@ def atomic_output(out: Path, folder: bool, owned_names: str = "") -> Iterator[Pa
     someone's folder.
     """
     out = Path(out)
-    _check_replaceable(out, folder, owned_names)
+    check_replaceable(out, folder, owned_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     partial = out.with_name(f"{out.name}.partial-{token}")
@@ -74,7 +75,14 @@ def atomic_output(out: Path, folder: bool, owned_names: str = "") -> Iterator[Pa
         raise
 
 
-def _check_replaceable(out: Path, folder: bool, owned_names: str) -> None:
+def check_writable(out: Path) -> None:
+    """Refuse an output that cannot be made or written, or whose name is too long."""
+    problem = why_unwritable(out, name_room=len(".partial-00000000"))
+    if problem:
+        raise ExportError(f"{problem}.")
+
+
+def check_replaceable(out: Path, folder: bool, owned_names: str) -> None:
     if folder and out.exists() and not out.is_dir():
         raise ExportError(f"{out} is an existing file, but this format writes a folder.")
     if not folder and out.is_dir():

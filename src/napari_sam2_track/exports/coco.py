@@ -7,6 +7,9 @@ object has a mask, with compressed-RLE ``segmentation``, ``bbox`` as COCO's
 ``area``, SAM 2's
 presence ``score``, and the object id as ``track_id`` and as ``attributes.track_id``
 (where CVAT's COCO importer looks for it).
+
+With frame images it is a dataset folder in the layout CVAT writes and datumaro reads:
+``annotations/instances_default.json`` and ``images/default/000123.jpg``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from ._common import (
     class_names,
     frame_file,
     visible,
+    write_jpeg,
     write_json,
 )
+
+SUBSET = "default"
+ANNOTATIONS_FILE = f"annotations/instances_{SUBSET}.json"
+IMAGES_FOLDER = f"images/{SUBSET}"
 
 
 def categories(annotation: Annotation) -> list[dict]:
@@ -63,7 +71,12 @@ def write_coco(annotation: Annotation, target: Path, options: ExportOptions) -> 
                     "attributes": {"track_id": obj_id},
                 }
             )
+        if options.frames is not None:
+            write_jpeg(target / IMAGES_FOLDER / images[-1]["file_name"], options.frames[frame])
         options.progress(frame + 1, video.n_frames)
+    if options.frames is not None:
+        target = target / ANNOTATIONS_FILE
+        target.parent.mkdir(parents=True)
     write_json(
         target,
         {

@@ -1,12 +1,16 @@
-"""DAVIS-style index PNGs, plus one binary PNG folder per object (as SA-V keeps them).
+"""DAVIS-style index PNGs in DAVIS's folder layout, plus binary PNGs per object.
 
-* ``00000.png`` per frame: an 8-bit palette PNG (PASCAL VOC palette) whose pixel is the
-  object's index 1..N in order of object id, 0 for background. Where objects overlap,
-  the pixel goes to the higher presence score (ties: higher id), as
-  ``TrackResults.labels`` decides.
-* ``<object id as 3 digits>/00000.png`` per object and frame: the object's own mask
-  (pixel 1 on the object, 0 elsewhere, same palette), so overlaps survive. SA-V's tools
-  read these folder names back as integers.
+For a sequence named after the video, under the output folder:
+
+* ``Annotations/<sequence>/00000.png`` per frame: an 8-bit palette PNG (PASCAL VOC
+  palette) whose pixel is the object's index 1..N in order of object id, 0 for
+  background. Where objects overlap, the pixel goes to the higher presence score (ties:
+  higher id), as ``TrackResults.labels`` decides. DAVIS tools (TrackEval, vos-benchmark)
+  read ``Annotations`` as their ground-truth folder.
+* ``Objects/<sequence>/<object id as 3 digits>/00000.png`` per object and frame: the
+  object's own mask (pixel 1 on the object, same palette), so overlaps survive; beside
+  the sequence, not inside it, where DAVIS readers would take it for a frame.
+* ``JPEGImages/<sequence>/00000.jpg`` per frame, when frame images are asked for.
 
 Index PNGs hold at most 255 objects.
 """
@@ -20,10 +24,18 @@ import numpy as np
 
 from ..results import ObjectMask
 from ..store import Annotation
-from ._common import ExportError, ExportOptions, frame_file, object_ids
+from ._common import (
+    ExportError,
+    ExportOptions,
+    frame_file,
+    object_ids,
+    video_name,
+    write_jpeg,
+)
 
 MAX_OBJECTS = 255
 FRAME_DIGITS = 5
+INDEX_FOLDER, OBJECTS_FOLDER, IMAGES_FOLDER = "Annotations", "Objects", "JPEGImages"
 
 
 def voc_palette() -> list[int]:
@@ -80,15 +92,22 @@ def write_davis(annotation: Annotation, target: Path, options: ExportOptions) ->
     ids = object_ids(annotation)
     check_object_count(len(ids))
     index_of = {obj_id: index + 1 for index, obj_id in enumerate(ids)}
-    for obj_id in ids:
-        (target / object_folder(obj_id)).mkdir()
+    sequence = video_name(annotation, options.name)
+    index_folder = target / INDEX_FOLDER / sequence
+    index_folder.mkdir(parents=True)
+    object_folders = {o: target / OBJECTS_FOLDER / sequence / object_folder(o) for o in ids}
+    for folder in object_folders.values():
+        folder.mkdir(parents=True)
     empty = np.zeros((video.height, video.width), dtype=np.uint8)
     for frame in range(video.n_frames):
         name = frame_file(frame, ".png", FRAME_DIGITS)
         objects = annotation.results.frame(frame)
-        write_index_png(target / name, index_image(objects, index_of, empty.shape))
-        for obj_id in ids:
+        write_index_png(index_folder / name, index_image(objects, index_of, empty.shape))
+        for obj_id, folder in object_folders.items():
             entry = objects.get(obj_id)
             mask = entry.mask if entry is not None and not entry.empty else empty
-            write_index_png(target / object_folder(obj_id) / name, mask)
+            write_index_png(folder / name, mask)
+        if options.frames is not None:
+            jpeg = frame_file(frame, ".jpg", FRAME_DIGITS)
+            write_jpeg(target / IMAGES_FOLDER / sequence / jpeg, options.frames[frame])
         options.progress(frame + 1, video.n_frames)

@@ -1,11 +1,19 @@
-"""MOTChallenge ground truth: ``gt/gt.txt`` and ``seqinfo.ini`` (frames in ``img1/``).
+"""MOTChallenge ground truth: ``gt/gt.txt``, ``gt/labels.txt`` and ``seqinfo.ini``
+(frames in ``img1/``).
 
 Each line of ``gt.txt`` is ``frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,
-visibility`` in MOT's conventions: frames count from 1, and the box's left/top are
-1-based pixel coordinates, so an object whose leftmost pixel is column 0 has
-``bb_left = 1``. ``conf`` is 1 (MOT's "consider this entry" flag: every exported box is
-annotation), ``class`` is the 1-based index of the object's class, ``visibility`` is 1
-(the masks do not tell how much of an object is hidden).
+visibility``. Frames count from 1. Boxes are the session's own (COCO's convention:
+``bb_left``/``bb_top`` are the 0-based column and row of the top-left pixel), as CVAT
+and datumaro read and write MOT and as detector training scripts take them;
+MOTChallenge's original files count pixels from 1, so a reader that subtracts 1
+(motmetrics) sees every box one pixel up and left, which leaves IoU-based scores as
+they are. ``conf`` is 1 (MOT's "consider this entry" flag: every exported box is
+annotation), ``visibility`` is 1 (the masks do not tell how much of an object is hidden).
+
+Classes are the session's own, not MOTChallenge's pedestrian, car and so on:
+``class`` is the 1-based line of the object's class in ``gt/labels.txt`` (one name a
+line, as datumaro reads it). TrackEval keeps only MOTChallenge's pedestrians unless it
+runs with ``DO_PREPROC`` off, which evaluates every track.
 
 Track ids: the session's object ids are kept when all are positive, so they match the
 other exports; otherwise (an object id 0) all ids are renumbered 1..N in id order,
@@ -20,9 +28,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..boxes import mot_box
 from ..store import Annotation
-from ._common import ExportOptions, class_index, frame_file, object_ids, visible, write_jpeg
+from ._common import (
+    ExportOptions,
+    class_index,
+    class_names,
+    frame_file,
+    object_ids,
+    visible,
+    write_jpeg,
+)
 
 IMAGE_FOLDER = "img1"
 IMAGE_SUFFIX = ".jpg"
@@ -44,7 +59,7 @@ def write_mot(annotation: Annotation, target: Path, options: ExportOptions) -> N
     with open(target / "gt" / "gt.txt", "w", encoding="ascii") as gt:
         for frame in range(video.n_frames):
             for obj_id, entry in visible(annotation.results.frame(frame)):
-                left, top, width, height = mot_box(entry.box)
+                left, top, width, height = entry.box
                 gt.write(
                     f"{frame + 1},{track_ids[obj_id]},{left},{top},{width},{height},"
                     f"1,{classes[obj_id] + 1},1\n"
@@ -53,6 +68,8 @@ def write_mot(annotation: Annotation, target: Path, options: ExportOptions) -> N
                 name = frame_file(frame + 1, IMAGE_SUFFIX)
                 write_jpeg(target / IMAGE_FOLDER / name, options.frames[frame])
             options.progress(frame + 1, video.n_frames)
+    labels = "".join(f"{name}\n" for name in class_names(annotation))
+    (target / "gt" / "labels.txt").write_text(labels, encoding="utf-8")
     rate = round(video.fps) if video.fps else UNKNOWN_FRAME_RATE
     (target / "seqinfo.ini").write_text(
         "[Sequence]\n"

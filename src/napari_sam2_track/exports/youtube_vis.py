@@ -1,10 +1,12 @@
 """YouTube-VIS JSON: one video, one annotation per object track.
 
 ``segmentations``, ``bboxes`` and ``areas`` hold one entry per video frame and ``null``
-where the object has no mask (absent, or never tracked there); ``bboxes`` are COCO's
+where the object has no mask (absent, or never tracked there). Masks are uncompressed
+RLE (``counts`` a list of run lengths), as YouTube-VIS's own files hold them and as
+its readers (TrackEval's among them) expect; ``bboxes`` are COCO's
 ``[x, y, width, height]`` (the session's own boxes). ``file_names`` are
-``<video name>/000123.jpg``. The object id is kept as ``track_id`` beside the
-annotation's own ``id``.
+``<video name>/000123.jpg``. An annotation is a track: its ``id`` is the object id, as
+in every other export (and ``track_id`` too).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
-from ..results import rle_json
+from ..results import rle_counts_json
 from ..store import Annotation
 from ._common import (
     ExportOptions,
@@ -35,7 +37,7 @@ def write_youtube_vis(annotation: Annotation, target: Path, options: ExportOptio
             if entry.empty:
                 continue
             track = tracks.setdefault(obj_id, {k: [None] * n for k in ("seg", "box", "area")})
-            track["seg"][frame] = rle_json(entry.rle)
+            track["seg"][frame] = rle_counts_json(entry.mask)
             track["box"][frame] = list(entry.box)
             track["area"][frame] = int(mask_utils.area(entry.rle))
         options.progress(frame + 1, n)
@@ -44,7 +46,7 @@ def write_youtube_vis(annotation: Annotation, target: Path, options: ExportOptio
     for obj_id in (o for o in object_ids(annotation) if o in tracks):
         annotations.append(
             {
-                "id": len(annotations) + 1,
+                "id": obj_id,
                 "video_id": 1,
                 "track_id": obj_id,
                 "category_id": classes[obj_id] + 1,
