@@ -143,3 +143,12 @@ def test_saving_into_a_folder_that_holds_another_session_is_refused(tmp_path):
     save_session(folder, make_annotation(seed=0), expected_version=None)
     with pytest.raises(SessionChangedError, match="already holds a session"):
         save_session(folder, make_annotation(seed=1), expected_version=None)
+
+
+def test_an_autosave_respects_a_lock_another_process_holds(holder, random_model):
+    folder, process = holder
+    session = TrackingSession(make_video().frames, random_model)
+    model = AnnotationModel(session, make_annotation().video, folder=folder)
+    with pytest.raises(SessionLockedError, match=f"process {process.pid}"):
+        model.autosave()
+    assert not (folder / MANIFEST).exists()

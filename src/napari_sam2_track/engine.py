@@ -244,23 +244,14 @@ class TrackingSession:
             prompted = [f for f in self.prompts.frames() if low <= f <= high]
             dirty = sorted(f for f in self._dirty if low <= f <= high)
             passes = plan.plan_passes(direction, low, high, dirty or prompted)
-            watches = [None] * len(passes)
-            if until == "rejoin":
-                blocked = set(dirty) | self._untracked_frames(low, high)
-                rule = rejoin or RejoinRule()
-                watches = [RejoinWatch(rule, plan.pass_frames(*p), blocked) for p in passes]
+            tracked = [self.results.frames_of(o) for o in self.prompts.object_ids()]
+            blocked = set(dirty) | plan.untracked_frames(tracked, low, high)
+            watches = plan.rejoin_watches(passes, until, rejoin or RejoinRule(), blocked)
             rejoins: list[int] = []
             frames = self._run(passes, watches, set(dirty), rejoins)
             self._open = Propagation(frames, plan.count_frames(passes), rejoins)
             self._stop.clear()
             return self._open
-
-    def _untracked_frames(self, low: int, high: int) -> set[int]:
-        """Frames from ``low`` to ``high`` some prompted object has no mask on."""
-        missing: set[int] = set()
-        for obj_id in self.prompts.object_ids():
-            missing |= set(range(low, high + 1)) - set(self.results.frames_of(obj_id))
-        return missing
 
     def stop(self) -> None:
         """Ask a running propagation to stop after the frame in progress."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 from .prompts import PromptError
-from .rejoin import UNTILS
+from .rejoin import UNTILS, RejoinRule, RejoinWatch
 from .results import ObjectMask
 
 Direction = Literal["forward", "backward", "both"]
@@ -37,6 +37,21 @@ def plan_passes(direction: Direction, low: int, high: int, anchors: Sequence[int
         return [(last, last - low, True)]
     middle = (list(anchors) or [low])[0]
     return [(middle, high - middle, False), (middle, middle - low, True)]
+
+
+def untracked_frames(tracked: Iterable[Iterable[int]], low: int, high: int) -> set[int]:
+    """Frames from ``low`` to ``high`` missing from some object's ``tracked`` frames."""
+    frames = set(range(low, high + 1))
+    return set().union(*(frames - set(of_one) for of_one in tracked))
+
+
+def rejoin_watches(
+    passes: list[Pass], until: str, rule: RejoinRule, blocked: set[int]
+) -> list[RejoinWatch | None]:
+    """What says where each pass re-joins (None for each with ``until="end"``)."""
+    if until != "rejoin":
+        return [None] * len(passes)
+    return [RejoinWatch(rule, pass_frames(*p), blocked) for p in passes]
 
 
 class Propagation(Iterator[FrameResult]):
