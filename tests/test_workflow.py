@@ -461,6 +461,47 @@ def test_autosave_after_propagation_is_offered_back_on_the_next_open(
     assert c.session.prompts.frames() == [0]
 
 
+def test_a_bad_object_id_and_a_locked_autosave_are_warnings_not_tracebacks(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    import subprocess
+    import sys
+
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from test_session_lock import HOLD
+
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+    warnings: list[str] = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.WARNING:
+            warnings.append(notification.message)
+
+    target = c.annotation_model.autosave_target()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    notification_manager.notification_ready.connect(record)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        c.prompts_layer.data = np.array([[3, 60, 40]], float)
+        c.prompts_layer.features = {"label": [1], "obj_id": [0]}
+        assert c.autosave() is None
+    finally:
+        notification_manager.notification_ready.disconnect(record)
+        holder.kill()
+        holder.wait()
+    assert 0 not in c.session.prompts.object_ids()
+    assert warnings[0] == (
+        "Ignored the change to the prompts: object ids run from 1 to 65535; 0 is not one."
+    )
+    assert warnings[1].startswith(f"Autosave skipped: {target} is being written by")
+    assert f"process {holder.pid}" in warnings[1]
+    assert c.autosave() == target  # once the other writer is gone
+
+
 def test_closing_napari_autosaves_prompts_not_yet_propagated(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):

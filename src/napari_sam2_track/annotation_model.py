@@ -151,9 +151,11 @@ class AnnotationModel:
         return target
 
     def _save(self, folder: Path, clear_pending: bool = False) -> None:
-        """Save, replacing only the version this model last saw there (none: a new one)."""
+        """Save, replacing only the version this model last saw there (none: a new one);
+        never waiting for another writer, as the viewer's thread may be the one saving."""
         annotation = self.annotation(clear_pending)
-        save_session(folder, annotation, expected_version=self._versions.get(_key(folder)))
+        expected = self._versions.get(_key(folder))
+        save_session(folder, annotation, expected_version=expected, wait=0)
         self._versions[_key(folder)] = annotation.version
 
     def autosave_target(self) -> Path:

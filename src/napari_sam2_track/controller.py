@@ -267,7 +267,11 @@ class TrackerController:
     def _sync_prompts(self, _event=None) -> None:
         """Send every point change to the engine, however the points were edited."""
         layer = self.prompts_layer
-        after = prompts_from_layer(layer.data, layer.features)
+        try:
+            after = prompts_from_layer(layer.data, layer.features)
+        except PromptError as exc:  # an object id edited to 0, say: keep what SAM 2 has
+            show_warning(f"Ignored the change to the prompts: {exc}")
+            return
         changes = changed_prompts(self._layer_prompts, after)
         self._layer_prompts = after
         self._style_points()

@@ -40,7 +40,7 @@ from .results import (
     rle_from_json,
     rle_json,
 )
-from .session_lock import LOCK_FILE, session_lock
+from .session_lock import LOCK_FILE, SAVE_WAIT_S, session_lock
 from .video_ref import VideoRef
 
 FORMAT_VERSION = 1
@@ -107,17 +107,22 @@ class Annotation:
 
 
 def save_session(
-    folder: str | Path, annotation: Annotation, expected_version: str | None = ANY_VERSION
+    folder: str | Path,
+    annotation: Annotation,
+    expected_version: str | None = ANY_VERSION,
+    wait: float = SAVE_WAIT_S,
 ) -> Path:
     """Write the annotation into ``folder`` atomically; returns the manifest's path.
 
     ``expected_version`` is the version the writer last saw there (None: the folder must
-    hold no session yet); another one there raises :class:`SessionChangedError`. The new
-    version is recorded in ``annotation.folder`` and ``annotation.version``.
+    hold no session yet); another one there raises :class:`SessionChangedError`. Another
+    writer holding the folder for more than ``wait`` seconds raises
+    :class:`~.session_lock.SessionLockedError`. The new version is recorded in
+    ``annotation.folder`` and ``annotation.version``.
     """
     folder = Path(folder)
     check_session_target(folder)
-    with session_lock(folder):
+    with session_lock(folder, wait=wait):
         current = session_version(folder)
         if expected_version != ANY_VERSION and current != expected_version:
             raise SessionChangedError(_changed_sentence(folder, expected_version))
