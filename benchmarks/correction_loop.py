@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from napari_sam2_track.engine import TrackingSession
@@ -70,11 +71,13 @@ def measure(frames, size: int, budget: int) -> str:
     warm, _ = timed(lambda: clicks.set_prompt(5, 1, points=[click[1]], labels=[1]))
 
     before, full, old, _ = annotate(frames, model, 0, click, fix, "end")
+    uncached = psutil.Process().memory_info().rss  # model, frames and one session
     cached, _, cache_only, _ = annotate(frames, model, budget, click, fix, "end")
-    now, _, new, run = annotate(frames, model, budget, click, fix, "rejoin")
+    grown = psutil.Process().memory_info().rss - uncached  # a second session, and its cache
+    _, _, new, run = annotate(frames, model, budget, click, fix, "rejoin")
     identical = masks(before) == masks(cached)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    kept = now.tracker.features.nbytes
+    kept = cached.tracker.features.nbytes
     print(f"\n{size} px, {n} frames of {width}x{height}, correction on frame {fix[0]}")
     print(f"  click on a cold frame        {cold:8.2f} s")
     print(f"  click after prefetch         {warm:8.2f} s")
@@ -84,7 +87,7 @@ def measure(frames, size: int, budget: int) -> str:
     print(f"  re-propagation, now          {new:8.2f} s ({run.summary()})")
     print(f"  masks identical, cache on/off: {'yes' if identical else 'no'}")
     print(f"  features kept {kept / 2**20:.0f} MiB of a {budget / 2**20:.0f} MiB budget; ", end="")
-    print(f"peak RSS {rss / 2**20:.0f} MiB (model, frames and all)")
+    print(f"RSS grew {grown / 2**20:.0f} MiB with them (peak RSS {rss / 2**20:.0f} MiB in all)")
     return (
         f"identical={'yes' if identical else 'no'} retrack_speedup={old / new:.1f} "
         f"cache_speedup={old / cache_only:.1f} click_after_prefetch_s={warm:.2f}"
