@@ -276,20 +276,23 @@ def test_help_explains_every_track_option():
         "--to-end",
         "--rejoin-iou",
         "--rejoin-frames",
+        "--save-every",
     ):
         assert option in result.stdout
 
 
 def test_the_feature_cache_budget_reaches_the_session(tmp_path, shapes_video, monkeypatch):
+    from napari_sam2_track import tracking_run
     from napari_sam2_track.engine import TrackingSession
 
     given = []
 
-    def refuse(*args, **kwargs):
+    def refuse(self, source, model, **kwargs):
         given.append((kwargs.get("feature_cache_bytes"), kwargs.get("features_on_disk")))
         raise PromptError("stopped here.")
 
-    monkeypatch.setattr(TrackingSession, "create", refuse)
+    monkeypatch.setattr(tracking_run, "_build_model", lambda *args: None)
+    monkeypatch.setattr(TrackingSession, "__init__", refuse)
     prompts = write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)])
     for extra in (
         ["--feature-cache-mb", "64"],
@@ -311,3 +314,29 @@ def test_the_feature_cache_budget_reaches_the_session(tmp_path, shapes_video, mo
             ["track", "v", "--prompts", "p", "--out", "o", "--feature-cache-mb", "-1"]
         )
     assert refused.value.code == 2
+
+
+def test_a_session_folder_as_prompts_is_continued_into_a_new_one(
+    tmp_path, shapes_video, random_model, random_checkpoint
+):
+    from napari_sam2_track.annotation_model import AnnotationModel
+    from napari_sam2_track.engine import TrackingSession
+    from napari_sam2_track.store import ObjectInfo, session_version
+    from napari_sam2_track.video import open_video
+    from napari_sam2_track.video_ref import VideoRef
+
+    frames = open_video(shapes_video)  # a first pass in napari: a click, no propagation
+    session = TrackingSession(frames, random_model)
+    session.set_prompt(2, 1, points=[(40, 60)], labels=[1])
+    named = {1: ObjectInfo(1, "red square", "square")}
+    AnnotationModel(session, VideoRef.from_source(frames), named).save(tmp_path / "first")
+    version = session_version(tmp_path / "first")
+
+    out = tmp_path / "tracked"
+    result = track(shapes_video, tmp_path / "first", out, random_checkpoint, "--direction", "both")
+    assert result.returncode == 0, result.stderr
+    assert f"Tracked {N_FRAMES} frames" in result.stderr
+    tracked = load_session(out)
+    assert tracked.results.frames_of(1) == list(range(N_FRAMES))
+    assert tracked.objects == named and tracked.pending_frames == []
+    assert session_version(tmp_path / "first") == version  # read, never written

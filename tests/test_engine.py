@@ -169,8 +169,10 @@ def test_prompts_cannot_change_while_a_frame_is_being_tracked(session, monkeypat
     assert session.prompts.frames() == [0]
 
 
-@pytest.mark.parametrize("leave", ["break", "exception", "never started"])
-def test_a_propagation_whose_loop_was_left_keeps_nothing_busy(session, leave):
+@pytest.mark.parametrize(
+    ("leave", "goes_on_from"), [("break", 3), ("exception", 1), ("never started", 0)]
+)
+def test_a_propagation_whose_loop_was_left_keeps_nothing_busy(session, leave, goes_on_from):
     session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
     run = session.propagate()
     if leave == "break":
@@ -184,9 +186,37 @@ def test_a_propagation_whose_loop_was_left_keeps_nothing_busy(session, leave):
     session.set_prompt(5, 1, points=[(50, 40)], labels=[1])  # ends the run left open
     assert not session.propagating
     assert list(run) == []  # it stays ended
-    assert session.pending_frames == [0, 5]  # as after a stop: its frames stay to do
-    assert [f for f, _ in session.propagate()][:1] == [0]
+    # As after a stop: the next run goes on from the frame after the last one done.
+    assert session.pending_frames == [goes_on_from, 5]
+    assert [f for f, _ in session.propagate()][:1] == [goes_on_from]
     assert not session.propagating
+
+
+def test_pending_frames_say_where_a_stopped_run_goes_on(session):
+    session.set_prompt(0, 1, points=[(40, 40)], labels=[1])
+    seen = []
+    for frame, _ in session.propagate():
+        seen.append(session.pending_frames)  # what a save now would keep to do
+        if frame == 3:
+            session.stop()
+    assert seen == [[1], [2], [3], [4]]
+    assert session.pending_frames == [4]
+    assert [f for f, _ in session.propagate()] == list(range(4, N_FRAMES))
+    assert session.pending_frames == []
+
+    session.set_prompt(7, 1, points=[(40, 40)], labels=[1])
+    run = session.propagate("both")
+    for frame, _ in run:
+        if frame == 8:  # in the forward pass, the backward one is still to do from 7
+            break
+    run.close()
+    assert session.pending_frames == [7]
+    run = session.propagate("backward")
+    for frame, _ in run:
+        if frame == 5:
+            break
+    run.close()
+    assert session.pending_frames == [4]
 
 
 def test_forward_correction_leaves_earlier_frames_byte_identical(session):

@@ -152,3 +152,14 @@ def test_an_autosave_respects_a_lock_another_process_holds(holder, random_model)
     with pytest.raises(SessionLockedError, match=f"process {process.pid}"):
         model.autosave()
     assert not (folder / MANIFEST).exists()
+
+
+def test_a_batch_into_a_folder_another_process_holds_is_refused_at_once(holder, tmp_path):
+    from napari_sam2_track.batch import run_batch
+    from napari_sam2_track.batch_jobs import BatchJob
+
+    folder, process = holder
+    job = BatchJob("a", tmp_path / "a.mp4", tmp_path / "a.csv")
+    with pytest.raises(SessionLockedError, match=f"process {process.pid}"):
+        run_batch([job], folder)  # before any cluster starts
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]

@@ -9,22 +9,21 @@ is a bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import UserError, machine_problem, sentence
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
-_OOM_PHRASES = ("out of memory", "can't allocate memory")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models import CACHE_ENV, DEFAULT_MODEL
+    from .models import CACHE_ENV
     from .propagation import DIRECTIONS
-    from .rejoin import RejoinRule
 
     parser = argparse.ArgumentParser(
         prog="napari-sam2-track",
@@ -46,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="CSV",
         help="points as frame,obj_id,x,y,label (label 1 = on the object, 0 = not on it), "
-        "or a CSV napari wrote for a Points layer with label and obj_id features",
+        "a CSV napari wrote for a Points layer with label and obj_id features, or a "
+        "session folder whose prompts to continue (it is only read)",
     )
     track.add_argument(
         "--out",
@@ -55,39 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SESSION_DIR",
         help="the session folder to write (an existing one is continued)",
     )
-    track.add_argument(
-        "--model",
-        help=f"model name (default {DEFAULT_MODEL}, or the one the session used); "
-        "see 'napari-sam2-track models'",
-    )
-    track.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="a local weights file for --model's config, instead of the cached download",
-    )
-    track.add_argument(
-        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
-    )
-    track.add_argument(
-        "--image-size",
-        type=int,
-        metavar="N",
-        help="SAM 2's input size, a multiple of 32 (default 1024; smaller is faster and coarser)",
-    )
-    track.add_argument(
-        "--feature-cache-mb",
-        type=_megabytes,
-        metavar="MB",
-        help="image features kept so no frame is encoded twice (default: a quarter of the "
-        "free memory, at most 4096; 0 keeps none)",
-    )
-    track.add_argument(
-        "--features-on-disk",
-        action="store_true",
-        help="also keep image features in the user cache folder, so running again on "
-        "the same video, model and --image-size encodes no frame twice",
-    )
+    _add_model_options(track)
     track.add_argument(
         "--direction",
         choices=DIRECTIONS,
@@ -96,27 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument("--start", type=int, metavar="N", help="first frame to track (0-based)")
     track.add_argument("--end", type=int, metavar="N", help="last frame to track (inclusive)")
-    track.add_argument(
-        "--to-end",
-        action="store_true",
-        help="re-track to the end of the frames, instead of stopping where the new masks "
-        "re-join the previous ones",
-    )
-    track.add_argument(
-        "--rejoin-iou",
-        type=float,
-        default=RejoinRule.iou,
-        metavar="X",
-        help=f"IoU at which a re-tracked mask matches its previous one (default {RejoinRule.iou})",
-    )
-    track.add_argument(
-        "--rejoin-frames",
-        type=int,
-        default=RejoinRule.frames,
-        metavar="N",
-        help="frames in a row that must match for a re-track to stop "
-        f"(default {RejoinRule.frames})",
-    )
+    _add_tracking_options(track)
+    _add_batch_parser(commands)
 
     commands.add_parser(
         "models",
@@ -127,6 +76,146 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("model", help="a name from 'napari-sam2-track models'")
     _add_export_parser(commands)
     return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from .models import DEFAULT_MODEL
+
+    parser.add_argument(
+        "--model",
+        help=f"model name (default {DEFAULT_MODEL}, or the one the session used); "
+        "see 'napari-sam2-track models'",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="a local weights file for --model's config, instead of the cached download",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help="SAM 2's input size, a multiple of 32 (default 1024; smaller is faster and coarser)",
+    )
+    parser.add_argument(
+        "--feature-cache-mb",
+        type=_megabytes,
+        metavar="MB",
+        help="image features kept so no frame is encoded twice (default: a quarter of the "
+        "free memory, at most 4096; 0 keeps none)",
+    )
+    parser.add_argument(
+        "--features-on-disk",
+        action="store_true",
+        help="also keep image features in the user cache folder, so running again on "
+        "the same video, model and --image-size encodes no frame twice",
+    )
+
+
+def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    from .rejoin import RejoinRule
+    from .tracking_run import SAVE_EVERY_S
+
+    parser.add_argument(
+        "--to-end",
+        action="store_true",
+        help="re-track to the end of the frames, instead of stopping where the new masks "
+        "re-join the previous ones",
+    )
+    parser.add_argument(
+        "--rejoin-iou",
+        type=float,
+        default=RejoinRule.iou,
+        metavar="X",
+        help=f"IoU at which a re-tracked mask matches its previous one (default {RejoinRule.iou})",
+    )
+    parser.add_argument(
+        "--rejoin-frames",
+        type=int,
+        default=RejoinRule.frames,
+        metavar="N",
+        help="frames in a row that must match for a re-track to stop "
+        f"(default {RejoinRule.frames})",
+    )
+    parser.add_argument(
+        "--save-every",
+        type=_seconds,
+        default=SAVE_EVERY_S,
+        metavar="SECONDS",
+        help=f"save the session this often while tracking, so a killed run loses at most "
+        f"that much and running again goes on from it (default {SAVE_EVERY_S:g}; 0: only "
+        "at the end; long sessions save less often, to keep saving under a tenth of the run)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
+
+
+def _add_batch_parser(commands) -> None:
+    from .batch_jobs import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
+    batch = commands.add_parser(
+        "batch",
+        help="track many videos on a Dask cluster, one session folder each",
+        description="Track every video listed in JOBS (a CSV with the columns "
+        f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}; "
+        "paths relative to the CSV) on a Dask cluster, writing OUT/<name>.session per "
+        "video and OUT/summary.csv. Run again to skip the finished videos and go on with "
+        "the others.",
+    )
+    batch.add_argument("jobs", type=Path, metavar="JOBS", help="the jobs CSV, one row per video")
+    batch.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the folder for the session folders, exports and summary.csv",
+    )
+    _add_model_options(batch)
+    _add_tracking_options(batch)
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local cluster (default: one per GPU, else one)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)",
+    )
+    batch.add_argument(
+        "--export",
+        type=_formats,
+        default=(),
+        metavar="FORMATS",
+        help="comma-separated export formats written per video into DIR/exports/<format>/",
+    )
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from .exports import EXPORTERS
+
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in EXPORTERS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(
+            f"{(unknown or [text])[0]!r} is not an export format; choose from "
+            f"{', '.join(EXPORTERS)}"
+        )
+    return formats
 
 
 def _megabytes(text: str) -> int:
@@ -170,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "track": run_track,
+        "batch": run_batch,
         "models": run_models,
         "download": run_download,
         "export": run_export,
@@ -177,13 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except UserError as exc:
-        _say(_sentence(exc))
+        _say(sentence(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
         _say("interrupted.")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug, unless the machine itself refused
-        problem = _machine_problem(exc)
+        problem = machine_problem(exc)
         if problem is None:
             traceback.print_exc()
             problem = (
@@ -198,160 +288,138 @@ def _say(sentence: str) -> None:
     print(f"napari-sam2-track: {sentence}", file=sys.stderr)
 
 
-def _sentence(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:1].upper() + text[1:]
-
-
-def _machine_problem(exc: Exception) -> str | None:
-    """A sentence for running out of memory or a file the system refused, else None."""
-    if _out_of_memory(exc):
-        return (
-            "Tracking ran out of memory; try a smaller --image-size, a smaller model "
-            "or another --device."
-        )
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename} could not be used ({(exc.strerror or str(exc)).lower()})."
-    return None
-
-
-def _out_of_memory(exc: Exception) -> bool:
-    # torch is looked up, not imported: if it was never imported, it raised nothing.
-    torch = sys.modules.get("torch")
-    torch_oom = getattr(torch, "OutOfMemoryError", None) if torch else None
-    if isinstance(exc, MemoryError) or (torch_oom and isinstance(exc, torch_oom)):
-        return True
-    text = str(exc).lower()  # CPU and MPS allocators raise a plain RuntimeError
-    return isinstance(exc, RuntimeError) and any(s in text for s in _OOM_PHRASES)
-
-
 def run_track(args: argparse.Namespace) -> int:
-    from .sam2_backend import check_image_size
-    from .session_lock import LOCK_FILE, session_lock
-    from .store import check_session_target
+    from .tracking_run import track_video
 
-    check_image_size(args.image_size)  # all checked before the video, model and tracking
-    check_session_target(args.out)
-    created = not args.out.exists()
-    try:
-        with session_lock(args.out, "napari-sam2-track track", wait=0):
-            return _track_locked(args)
-    finally:
-        left = list(args.out.iterdir()) if created and args.out.is_dir() else None
-        if left is not None and [p.name for p in left] in ([], [LOCK_FILE]):
-            for path in left:
-                path.unlink(missing_ok=True)
-            args.out.rmdir()  # nothing was saved: leave no folder behind
-
-
-def _track_locked(args: argparse.Namespace) -> int:
-    from .annotation_model import AnnotationModel
-    from .engine import TrackingSession
-    from .prompt_csv import read_prompts_csv
-    from .rejoin import RejoinRule
-    from .store import is_session_folder, load_session
-    from .video import open_video
-    from .video_ref import VideoRef
-
-    frames = open_video(args.video)
-    for warning in frames.warnings:
-        _warn(warning)
-    video = VideoRef.from_source(frames)
-    prompts = read_prompts_csv(args.prompts)
-    for (frame, _), prompt in prompts.items():
-        prompt.check_fits(frame, video.n_frames, video.height, video.width)
-    stored = load_session(args.out, video) if is_session_folder(args.out) else None
-    for warning in stored.warnings if stored else ():
-        _warn(warning)
-    settings = dict(stored.model) if stored else {}
-    model = args.model or settings.get("name")
-    image_size = args.image_size or settings.get("image_size")
-
-    cache_mb = args.feature_cache_mb
-    session = TrackingSession.create(
-        frames,
-        model,
-        args.checkpoint,
-        args.device,
-        image_size,
-        progress=True,
-        feature_cache_bytes=None if cache_mb is None else cache_mb * 2**20,
-        features_on_disk=args.features_on_disk,
-    )
-    if stored:
-        session.restore(stored.prompts, stored.results, stored.pending_frames)
-    changed = {k: p for k, p in prompts.items() if not stored or stored.prompts.get(*k) != p}
-    for (frame, obj_id), prompt in changed.items():
-        session.set_prompt(frame, obj_id, prompt.points, prompt.labels)
-
-    objects = stored.objects if stored else {}
-    record = AnnotationModel(session, video, objects, args.out, stored)
-    ranged = args.start is not None or args.end is not None
-    if stored and not changed and not session.pending_frames and not ranged:
-        print("Nothing new to track: the session already holds these prompts.", file=sys.stderr)
+    with _frame_bar("tracking") as on_frame:
+        outcome = track_video(
+            args.video,
+            args.prompts,
+            args.out,
+            model_options(args),
+            track_options(args),
+            on_frame=on_frame,
+            warn=_warn,
+        )
+    if outcome.status == "skipped":
+        print(outcome.summary, file=sys.stderr)
         return 0
-    run = session.propagate(
-        args.direction,
-        args.start,
-        args.end,
-        until="end" if args.to_end else "rejoin",
-        rejoin=RejoinRule(args.rejoin_iou, args.rejoin_frames),
-    )
-    done = _with_progress(run)
-    _save_or_rescue(record, args.out, finished=done is not None)
-    if done is None:
+    if outcome.status == "interrupted":
         print(f"Interrupted; saved what was tracked to {args.out}.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(run.summary(), file=sys.stderr)
-    print(f"Tracked {done} frames; session saved to {args.out}.", file=sys.stderr)
+    print(outcome.summary, file=sys.stderr)
+    print(f"Tracked {outcome.frames} frames; session saved to {args.out}.", file=sys.stderr)
     return 0
 
 
-def _save_or_rescue(record, out: Path, finished: bool) -> None:
-    """Save the session; if the folder cannot take it (a full disk), save it elsewhere
-    and say where, so the tracked frames are not lost."""
-    from .autosave import rescue_folder
-    from .store import save_session
+def model_options(args: argparse.Namespace):
+    """The model options of ``track`` and ``batch``."""
+    from .tracking_run import ModelOptions
+
+    cache_mb = args.feature_cache_mb
+    return ModelOptions(
+        args.model,
+        args.checkpoint,
+        args.device,
+        args.image_size,
+        feature_cache_bytes=None if cache_mb is None else cache_mb * 2**20,
+        features_on_disk=args.features_on_disk,
+    )
+
+
+def track_options(args: argparse.Namespace, **overrides):
+    """What ``track`` (and each video of ``batch``) tracks and how often it saves."""
+    from .rejoin import RejoinRule
+    from .tracking_run import TrackOptions
+
+    settings = dict(
+        direction=getattr(args, "direction", "forward"),
+        start=getattr(args, "start", None),
+        end=getattr(args, "end", None),
+        to_end=args.to_end,
+        rejoin=RejoinRule(args.rejoin_iou, args.rejoin_frames),
+        save_every_s=args.save_every or None,
+    )
+    return TrackOptions(**{**settings, **overrides})
+
+
+@contextlib.contextmanager
+def _frame_bar(description: str):
+    """A progress callback ``(done, total)`` drawing a bar on stderr from the first
+    frame on, so a run refused at once prints just its reason."""
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []
+
+    def on_frame(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", desc=description, file=sys.stderr))
+        bar = bars[0]
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
 
     try:
-        record.save(out, clear_pending=finished)
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        annotation = record.annotation(clear_pending=finished)
-        rescue = rescue_folder(record.video)
-        try:
-            save_session(rescue, annotation, expected_version=None)
-        except OSError as again:
-            raise UserError(
-                f"{out} could not be written ({reason}), nor could {rescue} "
-                f"({(again.strerror or str(again)).lower()}); the tracked frames are lost."
-            ) from exc
-        raise UserError(
-            f"{out} could not be written ({reason}); the tracked frames were saved to "
-            f"{rescue} instead: make room, then move that folder to where you want it."
-        ) from exc
+        yield on_frame
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _warn(warning: str) -> None:
     print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
 
 
-def _with_progress(run) -> int | None:
-    """Frames tracked, or None when interrupted (Ctrl-C)."""
+def run_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch as run
+    from .batch_jobs import read_jobs_csv, summary_path
+
+    jobs = read_jobs_csv(args.jobs)  # checked whole before a cluster starts
+    with _batch_bars(len(jobs)) as on_event:
+        results = run(
+            jobs,
+            args.out,
+            model_options(args),
+            track_options(args),
+            scheduler=args.scheduler,
+            workers=args.workers,
+            exports=args.export,
+            on_event=on_event,
+        )
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    for result in results:
+        if result.status == "failed":
+            _say(f"{result.name}: {result.error}")
+    print(
+        f"{counts['done']} done, {counts['skipped']} skipped (done before), "
+        f"{counts['failed']} failed; see {summary_path(args.out)}.",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR if counts["failed"] else 0
+
+
+@contextlib.contextmanager
+def _batch_bars(n_videos: int):
+    """Bars over videos and over frames, fed by the tasks' events."""
     from tqdm import tqdm
 
-    done = 0
-    with tqdm(total=run.total, unit="frame", desc="tracking", file=sys.stderr) as bar:
-        try:
-            for _ in run:
-                done += 1
-                bar.update()
-        except KeyboardInterrupt:
-            run.close()
-            return None
-        bar.total = done  # a re-track that re-joined ends early, and complete
-        bar.refresh()
-    return done
+    progress: dict[str, tuple[int, int]] = {}
+    with (
+        tqdm(total=n_videos, unit="video", desc="videos", file=sys.stderr, position=0) as videos,
+        tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=1) as frames,
+    ):
+
+        def on_event(event) -> None:
+            if event.result is not None:
+                videos.update()
+                done, _ = progress.get(event.name, (0, 0))
+                progress[event.name] = (done, done)
+            elif event.total:
+                progress[event.name] = (event.done, event.total)
+            frames.total = sum(total for _, total in progress.values())
+            frames.update(sum(done for done, _ in progress.values()) - frames.n)
+
+        yield on_event
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -72,6 +72,8 @@ class TrackingSession:
         #: The model's side of this video: its prompts, memory and passes.
         self.tracker = model.start_tracking(self.frames, self._stored_mask, **tracking_options)
         self._dirty: set[int] = set()
+        #: While propagating: the planned dirty frames, and where the run would resume.
+        self._resume: tuple[set[int], set[int]] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._open: Propagation | None = None  # the propagation not yet ended
@@ -210,8 +212,13 @@ class TrackingSession:
 
     @property
     def pending_frames(self) -> list[int]:
-        """Frames whose prompts changed since the last finished propagation."""
-        return sorted(self._dirty)
+        """Frames whose prompts changed since the last finished propagation; while one
+        runs, or after one stopped in its last pass, the frame it would go on from
+        instead of the frames it started from."""
+        if self._resume is None:
+            return sorted(self._dirty)
+        planned, resume_at = self._resume
+        return sorted((self._dirty - planned) | resume_at)
 
     def propagate(
         self,
@@ -265,15 +272,24 @@ class TrackingSession:
         rejoins: list[int],
     ) -> Iterator[FrameResult]:
         finished = False
+        resume_at = set(planned_dirty)
+        self._resume = (planned_dirty, resume_at)
         try:
             done: set[int] = set()
-            for (anchor, count, reverse), watch in zip(passes, watches, strict=True):
+            for number, ((anchor, count, reverse), watch) in enumerate(
+                zip(passes, watches, strict=True)
+            ):
+                last_pass = number == len(passes) - 1
+                visits = plan.pass_frames(anchor, count, reverse)
                 with contextlib.closing(self.tracker.track(anchor, count, reverse)) as frames:
                     for frame, predictions in frames:
                         masks = {o: ObjectMask.from_mask(*p) for o, p in predictions.items()}
                         previous = {o: self.results.get(frame, o) for o in masks} if watch else {}
                         for obj_id, entry in masks.items():
                             self.results.set(frame, obj_id, entry)
+                        if last_pass:  # stopped from here on, the next run goes on from there
+                            resume_at.clear()
+                            resume_at.update(plan.next_frame(visits, frame))
                         if frame not in done:
                             done.add(frame)
                             yield frame, masks
@@ -284,8 +300,11 @@ class TrackingSession:
                             break
             finished = True
         finally:
-            if finished:  # prompts changed after planning stay dirty for the next run
-                self._dirty -= planned_dirty
+            # Prompts changed after planning stay dirty for the next run.
+            self._dirty -= planned_dirty
+            if not finished:
+                self._dirty |= resume_at
+            self._resume = None
             self._open = None
 
     def tracking_state_frames(self) -> dict[str, int]:

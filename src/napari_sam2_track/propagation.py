@@ -23,6 +23,13 @@ def pass_frames(anchor: int, count: int, reverse: bool) -> range:
     return range(anchor, anchor + count + 1)
 
 
+def next_frame(visits: range, frame: int) -> set[int]:
+    """The frame a pass visits after ``frame`` (none after its last), where a stopped
+    pass goes on from."""
+    position = visits.index(frame) + 1
+    return {visits[position]} if position < len(visits) else set()
+
+
 def plan_passes(direction: Direction, low: int, high: int, anchors: Sequence[int]) -> list[Pass]:
     """The passes of a propagation over frames ``low`` to ``high`` from ``anchors``
     (dirty, else prompted frames in the range, sorted): forward from the first, backward

@@ -49,9 +49,15 @@ class Exporter:
     output: Literal["file", "folder"]
     images: bool = False
     owned_names: str = ""
+    suffix: str = ""  # a file output's usual extension
 
     def writes_folder(self, write_images: bool) -> bool:
         return self.output == "folder" or (self.images and write_images)
+
+    def output_name(self, stem: str, write_images: bool = False) -> str:
+        """The usual name of an output for ``stem``: a folder's, or a file's with its
+        extension."""
+        return stem if self.writes_folder(write_images) else f"{stem}{self.suffix}"
 
 
 EXPORTERS: dict[str, Exporter] = {
@@ -65,12 +71,14 @@ EXPORTERS: dict[str, Exporter] = {
             "file",
             images=True,
             owned_names=r"annotations|images",
+            suffix=".json",
         ),
         Exporter(
             "youtube_vis",
             write_youtube_vis,
             "YouTube-VIS video instance masks (JSON), one annotation per track",
             "file",
+            suffix=".json",
         ),
         Exporter(
             "mot",
@@ -96,7 +104,13 @@ EXPORTERS: dict[str, Exporter] = {
             images=True,
             owned_names=r"labels|images|data\.yaml",
         ),
-        Exporter("cvat", write_cvat, "CVAT for video 1.1 XML, one box track per object", "file"),
+        Exporter(
+            "cvat",
+            write_cvat,
+            "CVAT for video 1.1 XML, one box track per object",
+            "file",
+            suffix=".xml",
+        ),
         Exporter(
             "davis",
             write_davis,
@@ -110,6 +124,7 @@ EXPORTERS: dict[str, Exporter] = {
             write_boxes_csv,
             "boxes as CSV: frame,obj_id,name,class,x0,y0,x1,y1,score",
             "file",
+            suffix=".csv",
         ),
     )
 }

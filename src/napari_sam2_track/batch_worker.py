@@ -1,0 +1,231 @@
+"""One batch task: track one video on a Dask worker, keeping the model across videos.
+
+Whatever goes wrong with a video becomes its row in the summary, so one bad video
+never stops the others; only a worker that dies leaves the task to Dask, which runs it
+again elsewhere and the new run goes on from the last save.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .batch_jobs import EXPORTS_FOLDER, BatchJob, BatchResult
+from .errors import UserError, machine_problem, sentence
+from .tracking_run import ModelOptions, TrackOptions, track_video
+
+log = logging.getLogger(__name__)
+BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
+_REPORT_EVERY_S = 0.25  # progress events per video, at most this often
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every task of a batch gets: the model, how to track, the exports, the torch
+    threads per worker (None: the cores the worker may use over its task slots) and
+    the Dask event topic progress goes to (None: none)."""
+
+    model: ModelOptions = field(default_factory=ModelOptions)
+    track: TrackOptions = field(default_factory=TrackOptions)
+    exports: tuple[str, ...] = ()
+    torch_threads: int | None = None
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """A task's progress: ``done`` of ``total`` frames; ``saved`` after a save while
+    tracking; ``finished`` with the video's result."""
+
+    name: str
+    done: int = 0
+    total: int = 0
+    saved: bool = False
+    worker_pid: int = 0
+    result: BatchResult | None = None
+
+
+def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchResult:
+    """Track one job's video into ``out/<name>.session`` and write its exports."""
+    started = time.perf_counter()
+    report = _Reporter(settings.topic, job.name)
+
+    def result(status: str, frames: int = 0, error: str = "") -> BatchResult:
+        seconds = time.perf_counter() - started
+        return BatchResult(job.name, str(job.video), status, frames, seconds, error)
+
+    try:
+        _set_torch_threads(settings.torch_threads)
+        options = dataclasses.replace(
+            settings.track,
+            start=job.start,
+            end=job.end,
+            direction=job.direction,
+            retrack_range=False,
+        )
+        outcome = track_video(
+            job.video,
+            job.prompts,
+            job.session_folder(out),
+            settings.model,
+            options,
+            load_model=shared_model,
+            on_frame=report.frame,
+            on_save=report.saved,
+            warn=lambda warning: log.warning("%s: %s", job.name, warning),
+            program="napari-sam2-track batch",
+        )
+        if outcome.status == "interrupted":
+            done = result("failed", outcome.frames, "interrupted; run the batch again.")
+        else:
+            _export(job, Path(out), settings.exports, fresh=outcome.status == "done")
+            done = result(outcome.status, outcome.frames)
+    except UserError as exc:
+        done = result("failed", error=sentence(exc))
+    except Exception as exc:
+        log.exception("tracking %s failed", job.name)
+        done = result("failed", error=machine_problem(exc) or _bug(exc))
+    report.finished(done)
+    return done
+
+
+def _bug(exc: Exception) -> str:
+    return (
+        f"This is a bug in napari-sam2-track {__version__} ({type(exc).__name__}: "
+        f"{' '.join(str(exc).split())}); please report it, with the worker's log, at "
+        f"{BUG_TRACKER}."
+    )
+
+
+def _export(job: BatchJob, out: Path, formats: tuple[str, ...], fresh: bool) -> None:
+    """Write the session's exports: again after tracking, else only those missing."""
+    from .exports import EXPORTERS, export
+    from .store import load_session
+
+    targets = {f: exports_path(out, f, job.name) for f in formats}
+    targets = {f: t for f, t in targets.items() if fresh or not t.exists()}
+    if not targets:
+        return
+    annotation = load_session(job.session_folder(out))
+    for format, target in targets.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export(annotation, EXPORTERS[format].name, target)
+
+
+def exports_path(out: str | Path, format: str, name: str) -> Path:
+    """Where a batch writes one video's export in one format."""
+    from .exports import EXPORTERS
+
+    return Path(out) / EXPORTS_FOLDER / format / EXPORTERS[format].output_name(name)
+
+
+# -------------------------------------------------------------------------- the model
+
+_model_lock = threading.Lock()
+_model: tuple[tuple, Any] | None = None  # one model per worker process, the last used
+
+
+def shared_model(name: str, checkpoint: Path | None, device: str, image_size: int | None):
+    """The model this worker process loaded for these settings, loaded once; another
+    model replaces it, so a worker holds one at a time."""
+    global _model
+    from .sam2_backend import build_model
+
+    device = worker_device(device)
+    key = (name, str(checkpoint) if checkpoint else None, device, image_size)
+    with _model_lock:
+        if _model is None or _model[0] != key:
+            _model = None  # free the old one before loading the new one
+            _model = (key, build_model(name, checkpoint, device, image_size))
+        return _model[1]
+
+
+def worker_device(device: str) -> str:
+    """``auto`` on a worker of a local cluster on a machine with several GPUs: the GPU
+    of its number, so each worker has one; else ``device`` as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    number = _worker_number()
+    if count > 1 and number is not None:
+        return f"cuda:{number % count}"
+    return device
+
+
+def _worker_number() -> int | None:
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    return name if isinstance(name, int) else None
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is None:
+        threads = max(1, _usable_cores() // max(1, _task_slots()))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _task_slots() -> int:
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+# ----------------------------------------------------------------------- progress
+
+
+class _Reporter:
+    """Sends a task's progress to the client through Dask's event log, throttled."""
+
+    def __init__(self, topic: str | None, name: str):
+        self.topic, self.name = topic, name
+        self._sent_at = 0.0
+
+    def frame(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._sent_at >= _REPORT_EVERY_S:
+            self._sent_at = now
+            self._send(BatchEvent(self.name, done, total))
+
+    def saved(self, done: int) -> None:
+        self._send(BatchEvent(self.name, done, saved=True))
+
+    def finished(self, result: BatchResult) -> None:
+        self._send(BatchEvent(self.name, result.frames, result=result))
+
+    def _send(self, event: BatchEvent) -> None:
+        if self.topic is None:
+            return
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except (ImportError, ValueError):  # run outside a Dask worker
+            return
+        event = dataclasses.replace(event, worker_pid=os.getpid())
+        worker.log_event(self.topic, dataclasses.asdict(event))
