@@ -163,3 +163,20 @@ def test_a_batch_into_a_folder_another_process_holds_is_refused_at_once(holder, 
     with pytest.raises(SessionLockedError, match=f"process {process.pid}"):
         run_batch([job], folder)  # before any cluster starts
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="flock is the POSIX lock")
+def test_a_file_system_without_locks_is_one_sentence(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # as NFS without a lock daemon answers
+    from napari_sam2_track.session_lock import NoFileLocksError
+
+    with pytest.raises(NoFileLocksError, match="cannot lock files") as refused:
+        save_session(tmp_path / "s", make_annotation(), expected_version=None)
+    assert "mount this one with file locks" in str(refused.value)
+    assert not (tmp_path / "s" / MANIFEST).exists()

@@ -8,6 +8,7 @@ again elsewhere and the new run goes on from the last save.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -62,7 +63,6 @@ def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchRes
         return BatchResult(job.name, str(job.video), status, frames, seconds, error)
 
     try:
-        _set_torch_threads(settings.torch_threads)
         options = dataclasses.replace(
             settings.track,
             start=job.start,
@@ -76,7 +76,7 @@ def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchRes
             job.session_folder(out),
             settings.model,
             options,
-            load_model=shared_model,
+            load_model=functools.partial(shared_model, threads=settings.torch_threads),
             on_frame=report.frame,
             on_save=report.saved,
             warn=lambda warning: log.warning("%s: %s", job.name, warning),
@@ -132,12 +132,20 @@ _model_lock = threading.Lock()
 _model: tuple[tuple, Any] | None = None  # one model per worker process, the last used
 
 
-def shared_model(name: str, checkpoint: Path | None, device: str, image_size: int | None):
+def shared_model(
+    name: str,
+    checkpoint: Path | None,
+    device: str,
+    image_size: int | None,
+    threads: int | None = None,
+):
     """The model this worker process loaded for these settings, loaded once; another
-    model replaces it, so a worker holds one at a time."""
+    model replaces it, so a worker holds one at a time. ``threads``: torch's threads
+    (None: the cores this worker may use, shared over its task slots)."""
     global _model
     from .sam2_backend import build_model
 
+    _set_torch_threads(threads)
     device = worker_device(device)
     key = (name, str(checkpoint) if checkpoint else None, device, image_size)
     with _model_lock:

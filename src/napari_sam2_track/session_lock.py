@@ -10,6 +10,7 @@ the lock goes ahead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -30,6 +31,10 @@ _WINDOWS_LOCK_OFFSET = 2**30  # Windows locks a byte range; past the holder's de
 
 class SessionLockedError(UserError):
     """Another writer holds the session folder; the message names it."""
+
+
+class NoFileLocksError(UserError):
+    """The folder's file system cannot lock files, so one writer cannot be ensured."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def _acquire(folder: Path, program: str, wait: float) -> int:
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait
     try:
-        while not _try_lock(fd):
+        while not _try_lock_or_say(fd, folder):
             if time.monotonic() >= deadline:
                 holder = lock_holder(folder)
                 who = holder.describe() if holder else "another program"
@@ -128,6 +133,23 @@ def _acquire(folder: Path, program: str, wait: float) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _try_lock_or_say(fd: int, folder: Path) -> bool:
+    try:
+        return _try_lock(fd)
+    except OSError as exc:  # NFS without a lock daemon, Lustre without its flock option
+        if exc.errno not in _NO_LOCKS:
+            raise
+        reason = (exc.strerror or str(exc)).lower()
+        raise NoFileLocksError(
+            f"the file system of {folder} cannot lock files ({reason}), so two writers "
+            "could overwrite each other's work there; write the session to another disk, "
+            "or mount this one with file locks."
+        ) from None
+
+
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
