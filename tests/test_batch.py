@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 
 from napari_sam2_track import cli
 from napari_sam2_track.batch import run_batch
 from napari_sam2_track.batch_jobs import BatchJob, read_summary
+from napari_sam2_track.batch_worker import exports_path, usable_cores
 from napari_sam2_track.results import decode_mask
 from napari_sam2_track.store import MANIFEST, load_session, session_version
 from napari_sam2_track.synthetic import make_synthetic_video
@@ -25,8 +27,9 @@ from conftest import write_video
 
 IMAGE_SIZE = 256
 CLIP_FRAMES = 5
-LONG_FRAMES = 10
+LONG_FRAMES = 12
 WORKERS = 2
+EXPORTS = ("coco", "mot")
 
 
 def _clip(folder: Path, name: str, n_frames: int, seed: int) -> tuple[Path, Path]:
@@ -65,7 +68,9 @@ def model_options(random_checkpoint) -> ModelOptions:
 def first_run(tmp_path_factory, clips, model_options):
     out = tmp_path_factory.mktemp("batch")
     events = []
-    results = run_batch(clips, out, model_options, workers=WORKERS, on_event=events.append)
+    results = run_batch(
+        clips, out, model_options, workers=WORKERS, exports=EXPORTS, on_event=events.append
+    )
     return out, results, events
 
 
@@ -87,6 +92,11 @@ def test_each_video_is_done_and_the_corrupt_one_reported(first_run, clips):
     assert read_summary(out) == [
         type(r)(r.name, r.video, r.status, r.frames, round(r.seconds, 1), r.error) for r in results
     ]
+    for job in clips[:3]:  # each export as its reader takes it
+        coco = COCO(str(exports_path(out, "coco", job.name)))
+        assert len(coco.getImgIds()) == CLIP_FRAMES and len(coco.getAnnIds()) == 2 * CLIP_FRAMES
+        assert (exports_path(out, "mot", job.name) / "gt" / "gt.txt").is_file()
+    assert not exports_path(out, "coco", "corrupt").exists()
     finished = {e.name for e in events if e.result is not None}
     assert finished == {job.name for job in clips}  # the progress the terminal shows
     assert {e.name for e in events if e.total} >= {job.name for job in clips[:3]}
@@ -97,7 +107,7 @@ def test_each_videos_masks_match_tracking_it_alone(first_run, clips, tmp_path, r
 
     out, _, _ = first_run
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, os.cpu_count() // WORKERS))  # as in each worker
+    torch.set_num_threads(max(1, usable_cores() // WORKERS))  # as in each worker
     try:
         for job in clips[:3]:
             alone = tmp_path / f"{job.name}.session"
@@ -116,13 +126,16 @@ def test_each_videos_masks_match_tracking_it_alone(first_run, clips, tmp_path, r
 def test_a_second_run_does_no_work(first_run, clips, random_checkpoint):
     out, _, _ = first_run
     versions = {job.name: session_version(job.session_folder(out)) for job in clips[:3]}
+    exported = {j.name: exports_path(out, "coco", j.name).stat().st_mtime_ns for j in clips[:3]}
     jobs_csv = out.parent / "jobs.csv"
     lines = [f"{job.video},{job.prompts},{job.name}" for job in clips]
     jobs_csv.write_text("video,prompts,name\n" + "\n".join(lines) + "\n")
     command = [sys.executable, "-m", "napari_sam2_track.cli", "batch", str(jobs_csv)]
     options = ["--out", str(out), "--checkpoint", str(random_checkpoint), "--device", "cpu"]
+    more = ["--image-size", str(IMAGE_SIZE), "--workers", str(WORKERS)]
+    more += ["--export", ",".join(EXPORTS)]
     result = subprocess.run(
-        [*command, *options, "--image-size", str(IMAGE_SIZE), "--workers", str(WORKERS)],
+        [*command, *options, *more],
         capture_output=True,
         text=True,
         timeout=300,
@@ -134,6 +147,8 @@ def test_a_second_run_does_no_work(first_run, clips, random_checkpoint):
     assert [(r.status, r.frames) for r in summary[:3]] == [("skipped", 0)] * 3
     assert summary[3].status == "failed"
     assert {job.name: session_version(job.session_folder(out)) for job in clips[:3]} == versions
+    after = {j.name: exports_path(out, "coco", j.name).stat().st_mtime_ns for j in clips[:3]}
+    assert after == exported  # nothing exported again
 
 
 def test_a_worker_killed_mid_video_has_it_finished_on_retry(tmp_path, model_options):
@@ -146,7 +161,7 @@ def test_a_worker_killed_mid_video_has_it_finished_on_retry(tmp_path, model_opti
 
     def kill_after_a_save(event) -> None:
         pids.append(event.worker_pid)
-        if event.saved and event.done >= 2 and not killed:
+        if event.saved and 2 <= event.done <= LONG_FRAMES - 6 and not killed:
             os.kill(event.worker_pid, signal.SIGKILL)
             killed.append(event.worker_pid)
 
@@ -178,6 +193,19 @@ def test_a_worker_killed_mid_video_has_it_finished_on_retry(tmp_path, model_opti
 def test_the_cli_and_the_viewer_import_no_dask_distributed():
     code = (
         "import sys; import napari_sam2_track.cli as c; c.build_parser(); "
-        "import napari_sam2_track._widget; assert 'distributed' not in sys.modules"
+        "import napari_sam2_track._widget, napari_sam2_track.batch, napari_sam2_track.batch_cli; "
+        "assert 'distributed' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_a_worker_loads_its_model_once_and_one_at_a_time(random_checkpoint, monkeypatch):
+    from napari_sam2_track import batch_worker
+
+    monkeypatch.setattr(batch_worker, "_model", None)
+    load = batch_worker.shared_model
+    first = load("sam2.1_hiera_tiny", random_checkpoint, "cpu", 128)
+    assert load("sam2.1_hiera_tiny", random_checkpoint, "cpu", 128) is first
+    other = load("sam2.1_hiera_tiny", random_checkpoint, "cpu", 160)
+    assert other is not first and other.image_size == 160
+    assert batch_worker._model[1] is other  # the first one was let go

@@ -14,7 +14,7 @@ from napari_sam2_track.batch_jobs import (
     read_summary,
     write_summary,
 )
-from napari_sam2_track.batch_worker import exports_path
+from napari_sam2_track.batch_worker import exports_path, spread_device
 
 
 def write_jobs(tmp_path, text: str):
@@ -75,8 +75,8 @@ def test_the_summary_is_replaced_whole(tmp_path):
         BatchResult("a", "/v/a.mp4", "done", 12, 3.25),
         BatchResult("b, with a comma", "/v/b.mp4", "failed", 0, 0.5, 'a "quoted" sentence.'),
     ]
+    write_summary(tmp_path, [BatchResult("old", "/v/old.mp4", "skipped")])
     write_summary(tmp_path, rows)
-    write_summary(tmp_path, rows[:1] + rows[1:])
     assert read_summary(tmp_path) == [
         BatchResult("a", "/v/a.mp4", "done", 12, 3.2),
         rows[1],
@@ -123,3 +123,16 @@ def test_a_bad_jobs_file_stops_the_batch_before_a_cluster_starts(tmp_path, capsy
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "has no prompts column" in line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "number", "chosen"),
+    [
+        ("auto", 4, 6, "cuda:2"),  # a local cluster's worker 6 of a 4-GPU machine
+        ("cuda", 2, 1, "cuda:1"),
+        ("auto", 1, 3, "auto"),  # one GPU: every worker on it
+        ("auto", 4, None, "auto"),  # a worker without a number: its own GPU setting
+    ],
+)
+def test_each_numbered_worker_takes_a_gpu_of_its_own(device, gpus, number, chosen):
+    assert spread_device(device, gpus, number) == chosen

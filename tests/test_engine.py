@@ -130,8 +130,8 @@ def test_stop_from_another_thread_ends_between_frames_and_session_goes_on(sessio
     assert produced == [0, 1, 2]
     assert not session.propagating
     assert session.results.frames() == [0, 1, 2]
-    # The stopped run left its start dirty, so the next one redoes it completely.
-    assert [f for f, _ in session.propagate()] == list(range(N_FRAMES))
+    # The stopped run left the frame after its last one to do, so the next goes on there.
+    assert [f for f, _ in session.propagate()] == list(range(3, N_FRAMES))
 
 
 def test_closing_the_generator_releases_the_session(session):
@@ -202,6 +202,15 @@ def test_pending_frames_say_where_a_stopped_run_goes_on(session):
     assert seen == [[1], [2], [3], [4]]
     assert session.pending_frames == [4]
     assert [f for f, _ in session.propagate()] == list(range(4, N_FRAMES))
+    assert session.pending_frames == []
+
+    session.set_prompt(2, 1, points=[(40, 40)], labels=[1])
+    session.set_prompt(6, 1, points=[(45, 40)], labels=[1])
+    for frame, _ in session.propagate():
+        if frame == 3:
+            session.stop()
+    assert session.pending_frames == [4, 6]  # the correction ahead stays to do
+    list(session.propagate())
     assert session.pending_frames == []
 
     session.set_prompt(7, 1, points=[(40, 40)], labels=[1])

@@ -184,3 +184,47 @@ def test_truncated_chunk_and_damaged_prompts_are_reported_on_load(tmp_path):
     assert "00000100.json.gz are missing or damaged" in loaded.warnings[1]
     assert len(loaded.prompts) == 0
     assert loaded.results.frames() == list(range(100))
+
+
+KILLED_IN_FIRST_SAVE = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from napari_sam2_track import store
+from test_store import make_annotation
+
+def die_at_the_manifest(source, target):
+    if str(target).endswith(store.MANIFEST):
+        os._exit(9)  # killed: no cleanup runs
+    os.rename(source, target)
+
+store.os.replace = die_at_the_manifest
+store.save_session(sys.argv[1], make_annotation(), expected_version=None)
+"""
+
+
+def test_a_first_save_killed_before_its_manifest_leaves_a_folder_the_next_run_takes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / "s"
+    tests = str(Path(__file__).parent)
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_FIRST_SAVE, str(folder), tests])
+    assert killed.returncode == 9
+    left = sorted(p.name for p in folder.iterdir())
+    assert any(name.startswith(store.DATA_PREFIX) for name in left)
+    assert store.MANIFEST not in left
+    store.check_session_target(folder)  # nobody's work: not refused as a damaged session
+    saved = make_annotation(seed=1)
+    save_session(folder, saved, expected_version=None)
+    assert_same(load_session(folder), saved)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([store.MANIFEST, store.session_version(folder), ".lock"])
+
+
+def test_data_without_a_manifest_from_elsewhere_is_still_refused(tmp_path):
+    folder = tmp_path / "s"
+    save_session(folder, make_annotation())
+    (folder / store.MANIFEST).unlink()  # a session that lost its manifest
+    with pytest.raises(StoreError, match="may be a damaged session"):
+        store.check_session_target(folder)

@@ -30,7 +30,7 @@ from .batch_jobs import (
     read_jobs_csv,
     write_summary,
 )
-from .batch_worker import BatchEvent, BatchSettings, run_job
+from .batch_worker import BatchEvent, BatchSettings, run_job, usable_cores
 from .errors import UserError
 from .tracking_run import ModelOptions, TrackOptions
 
@@ -67,6 +67,7 @@ def run_batch(
     workers: int | None = None,
     exports: Sequence[str] = (),
     on_event: EventHandler | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
 ) -> list[BatchResult]:
     """Track every job's video on a Dask cluster; one result per job, in their order.
 
@@ -87,6 +88,8 @@ def run_batch(
         ``out/exports/<format>/``.
     on_event : callable, optional
         Gets each :class:`BatchEvent` the tasks send (called on the client's event loop).
+    on_dashboard : callable, optional
+        Gets the address of Dask's dashboard, when the cluster serves one.
 
     Returns
     -------
@@ -100,21 +103,43 @@ def run_batch(
         raise JobsError("the batch lists no videos.")
     check_unique_names(jobs)
     _check_exports(exports)
-    _check_model(model or ModelOptions())
-    out = Path(out)
+    model = _absolute_checkpoint(model or ModelOptions())
+    _check_model(model)
+    out = Path(out).absolute()  # workers may start elsewhere
+    jobs = [_absolute(job) for job in jobs]
     _check_out(out)
     with (
         session_lock(out, "napari-sam2-track batch", wait=0),
-        _connected(client, scheduler, workers) as (dask_client, threads),
+        _connected(client, scheduler, workers, model, jobs) as (dask_client, threads),
     ):
+        link = _dashboard_link(dask_client)
+        if link and on_dashboard:
+            on_dashboard(link)
         settings = BatchSettings(
-            model or ModelOptions(),
+            model,
             options or TrackOptions(),
             tuple(exports),
             threads,
             topic=f"napari-sam2-track-batch-{uuid.uuid4().hex}",
         )
         return _run(dask_client, jobs, out, settings, on_event)
+
+
+def _absolute(job: BatchJob) -> BatchJob:
+    return dataclasses.replace(job, video=job.video.absolute(), prompts=job.prompts.absolute())
+
+
+def _absolute_checkpoint(model: ModelOptions) -> ModelOptions:
+    if model.checkpoint is None:
+        return model
+    return dataclasses.replace(model, checkpoint=Path(model.checkpoint).absolute())
+
+
+def _dashboard_link(client: Any) -> str | None:
+    try:
+        return client.dashboard_link or None
+    except (KeyError, AttributeError):  # a scheduler without the dashboard (no bokeh)
+        return None
 
 
 def _check_exports(formats: Sequence[str]) -> None:
@@ -155,7 +180,13 @@ def _check_out(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _connected(client: Any, scheduler: str | None, workers: int | None) -> Iterator[tuple]:
+def _connected(
+    client: Any,
+    scheduler: str | None,
+    workers: int | None,
+    model: ModelOptions,
+    jobs: list[BatchJob],
+) -> Iterator[tuple[Any, int | None]]:
     """A client and the torch threads per worker (None: each worker decides)."""
     if client is not None:
         yield client, None
@@ -165,7 +196,7 @@ def _connected(client: Any, scheduler: str | None, workers: int | None) -> Itera
     if scheduler is not None:
         try:
             connected = Client(scheduler, timeout="30s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise UserError(
                 f"no Dask scheduler answered at {scheduler} ({exc}); check the address, "
                 "or leave --scheduler out to run on this machine."
@@ -175,7 +206,8 @@ def _connected(client: Any, scheduler: str | None, workers: int | None) -> Itera
         return
     from distributed import LocalCluster
 
-    plan = local_cluster_plan(_usable_cores(), _gpu_count(), workers)
+    _download_once(model, jobs)  # here, before the workers would each fetch it
+    plan = local_cluster_plan(usable_cores(), _gpu_count(model.device), workers)
     with (
         LocalCluster(
             n_workers=plan.workers,
@@ -189,13 +221,19 @@ def _connected(client: Any, scheduler: str | None, workers: int | None) -> Itera
         yield local, plan.torch_threads
 
 
-def _usable_cores() -> int:
-    from .batch_worker import _usable_cores as cores
+def _download_once(model: ModelOptions, jobs: list[BatchJob]) -> None:
+    """Fetch the checkpoint the workers will load (a job continuing a session may use
+    its session's model instead of the default)."""
+    from .models import DEFAULT_MODEL, ensure_checkpoint, get_model
 
-    return cores()
+    uses_default = any(not job.prompts.is_dir() for job in jobs)
+    if model.checkpoint is None and (model.model is not None or uses_default):
+        ensure_checkpoint(get_model(model.model or DEFAULT_MODEL), progress=True)
 
 
-def _gpu_count() -> int:
+def _gpu_count(device: str) -> int:
+    if device not in ("auto", "cuda"):
+        return 0
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -19,12 +19,14 @@ from typing import Any
 
 from . import __version__
 from .batch_jobs import EXPORTS_FOLDER, BatchJob, BatchResult
-from .errors import UserError, machine_problem, sentence
+from .errors import BUG_TRACKER, UserError, machine_problem, sentence
 from .tracking_run import ModelOptions, TrackOptions, track_video
 
 log = logging.getLogger(__name__)
-BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
 _REPORT_EVERY_S = 0.25  # progress events per video, at most this often
+#: How long a task waits for its session folder's lock: a rerun may start while the run
+#: it replaces, on a worker the scheduler lost, is still saving.
+LOCK_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,22 @@ class BatchEvent:
 
 
 def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchResult:
-    """Track one job's video into ``out/<name>.session`` and write its exports."""
+    """Track one job's video into ``out/<name>.session`` and write its exports.
+
+    Parameters
+    ----------
+    job : BatchJob
+        The video, its prompts, range and direction.
+    out : str or Path
+        The batch's output folder.
+    settings : BatchSettings
+        What every task of the batch gets.
+
+    Returns
+    -------
+    BatchResult
+        Its summary row: any failure of the video is one, with its sentence.
+    """
     started = time.perf_counter()
     report = _Reporter(settings.topic, job.name)
 
@@ -74,13 +91,14 @@ def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchRes
             job.video,
             job.prompts,
             job.session_folder(out),
-            settings.model,
+            _within_worker_memory(settings.model),
             options,
             load_model=functools.partial(shared_model, threads=settings.torch_threads),
             on_frame=report.frame,
             on_save=report.saved,
             warn=lambda warning: log.warning("%s: %s", job.name, warning),
             program="napari-sam2-track batch",
+            lock_wait_s=LOCK_WAIT_S,
         )
         if outcome.status == "interrupted":
             done = result("failed", outcome.frames, "interrupted; run the batch again.")
@@ -94,6 +112,29 @@ def run_job(job: BatchJob, out: str | Path, settings: BatchSettings) -> BatchRes
         done = result("failed", error=machine_problem(exc) or _bug(exc))
     report.finished(done)
     return done
+
+
+def _within_worker_memory(model: ModelOptions) -> ModelOptions:
+    """The default feature cache held to a share of this worker's memory limit, so
+    workers sharing a machine do not together take more than one would alone."""
+    if model.feature_cache_bytes is not None:
+        return model
+    limit = _worker_memory_limit()
+    if not limit:
+        return model
+    from .sam2_backend.feature_cache import DEFAULT_SHARE, default_budget
+
+    budget = min(default_budget(), int(limit * DEFAULT_SHARE))
+    return dataclasses.replace(model, feature_cache_bytes=budget)
+
+
+def _worker_memory_limit() -> int | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
 def _bug(exc: Exception) -> str:
@@ -120,7 +161,8 @@ def _export(job: BatchJob, out: Path, formats: tuple[str, ...], fresh: bool) -> 
 
 
 def exports_path(out: str | Path, format: str, name: str) -> Path:
-    """Where a batch writes one video's export in one format."""
+    """Where a batch writes one video's export in one format:
+    ``out/exports/<format>/<name>``, with the format's file extension."""
     from .exports import EXPORTERS
 
     return Path(out) / EXPORTS_FOLDER / format / EXPORTERS[format].output_name(name)
@@ -139,9 +181,12 @@ def shared_model(
     image_size: int | None,
     threads: int | None = None,
 ):
-    """The model this worker process loaded for these settings, loaded once; another
-    model replaces it, so a worker holds one at a time. ``threads``: torch's threads
-    (None: the cores this worker may use, shared over its task slots)."""
+    """The model this worker process loaded for these settings, loaded once.
+
+    Another model replaces it, so a worker holds one at a time. The arguments are
+    :func:`~.sam2_backend.build_model`'s, and ``threads`` torch's threads (None: the
+    cores this worker may use, shared over its task slots).
+    """
     global _model
     from .sam2_backend import build_model
 
@@ -156,16 +201,20 @@ def shared_model(
 
 
 def worker_device(device: str) -> str:
-    """``auto`` on a worker of a local cluster on a machine with several GPUs: the GPU
-    of its number, so each worker has one; else ``device`` as given."""
-    if device != "auto":
+    """``auto`` or ``cuda`` on a numbered worker (a local cluster's) of a machine with
+    several GPUs: the GPU of its number, so each has one; else ``device`` as given."""
+    if device not in ("auto", "cuda"):
         return device
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    number = _worker_number()
-    if count > 1 and number is not None:
-        return f"cuda:{number % count}"
+    return spread_device(device, count, _worker_number())
+
+
+def spread_device(device: str, gpus: int, worker_number: int | None) -> str:
+    """The GPU worker ``worker_number`` takes out of ``gpus``, or ``device`` as given."""
+    if gpus > 1 and worker_number is not None:
+        return f"cuda:{worker_number % gpus}"
     return device
 
 
@@ -183,12 +232,13 @@ def _set_torch_threads(threads: int | None) -> None:
     import torch
 
     if threads is None:
-        threads = max(1, _usable_cores() // max(1, _task_slots()))
+        threads = max(1, usable_cores() // max(1, _task_slots()))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -236,4 +286,7 @@ class _Reporter:
         except (ImportError, ValueError):  # run outside a Dask worker
             return
         event = dataclasses.replace(event, worker_pid=os.getpid())
-        worker.log_event(self.topic, dataclasses.asdict(event))
+        try:
+            worker.log_event(self.topic, dataclasses.asdict(event))
+        except Exception:  # progress is not worth failing a video for
+            log.warning("progress of %s could not be sent", self.name, exc_info=True)

@@ -12,13 +12,17 @@ import argparse
 import contextlib
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import UserError, machine_problem, sentence
+from .errors import BUG_TRACKER, UserError, machine_problem, sentence
+
+if TYPE_CHECKING:
+    from .tracking_run import ModelOptions, TrackOptions
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
-BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SESSION_DIR",
         help="the session folder to write (an existing one is continued)",
     )
-    _add_model_options(track)
+    add_model_options(track)
     track.add_argument(
         "--direction",
         choices=DIRECTIONS,
@@ -64,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument("--start", type=int, metavar="N", help="first frame to track (0-based)")
     track.add_argument("--end", type=int, metavar="N", help="last frame to track (inclusive)")
-    _add_tracking_options(track)
-    _add_batch_parser(commands)
+    add_tracking_options(track)
+    add_batch_parser(commands)
 
     commands.add_parser(
         "models",
@@ -78,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model options ``track`` and ``batch`` share."""
     from .models import DEFAULT_MODEL
 
     parser.add_argument(
@@ -116,7 +121,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
+def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """The options on how to track that ``track`` and ``batch`` share."""
     from .rejoin import RejoinRule
     from .tracking_run import SAVE_EVERY_S
 
@@ -162,60 +168,16 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _add_batch_parser(commands) -> None:
-    from .batch_jobs import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+def add_batch_parser(commands: argparse._SubParsersAction) -> None:
+    from .batch_cli import add_batch_parser as add
 
-    batch = commands.add_parser(
-        "batch",
-        help="track many videos on a Dask cluster, one session folder each",
-        description="Track every video listed in JOBS (a CSV with the columns "
-        f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}; "
-        "paths relative to the CSV) on a Dask cluster, writing OUT/<name>.session per "
-        "video and OUT/summary.csv. Run again to skip the finished videos and go on with "
-        "the others.",
-    )
-    batch.add_argument("jobs", type=Path, metavar="JOBS", help="the jobs CSV, one row per video")
-    batch.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="the folder for the session folders, exports and summary.csv",
-    )
-    _add_model_options(batch)
-    _add_tracking_options(batch)
-    where = batch.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="worker processes of the local cluster (default: one per GPU, else one)",
-    )
-    where.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)",
-    )
-    batch.add_argument(
-        "--export",
-        type=_formats,
-        default=(),
-        metavar="FORMATS",
-        help="comma-separated export formats written per video into DIR/exports/<format>/",
-    )
+    add(commands)
 
 
-def _formats(text: str) -> tuple[str, ...]:
-    from .exports import EXPORTERS
+def _run_batch(args: argparse.Namespace) -> int:
+    from .batch_cli import run_batch
 
-    formats = tuple(f.strip() for f in text.split(",") if f.strip())
-    unknown = [f for f in formats if f not in EXPORTERS]
-    if unknown or not formats:
-        raise argparse.ArgumentTypeError(
-            f"{(unknown or [text])[0]!r} is not an export format; choose from "
-            f"{', '.join(EXPORTERS)}"
-        )
-    return formats
+    return run_batch(args)
 
 
 def _megabytes(text: str) -> int:
@@ -228,7 +190,7 @@ def _megabytes(text: str) -> int:
     return value
 
 
-def _add_export_parser(commands) -> None:
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     from .exports import EXPORTERS
 
     formats = "; ".join(f"{name}: {e.description}" for name, e in EXPORTERS.items())
@@ -259,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "track": run_track,
-        "batch": run_batch,
+        "batch": _run_batch,
         "models": run_models,
         "download": run_download,
         "export": run_export,
@@ -312,7 +274,7 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_options(args: argparse.Namespace):
+def model_options(args: argparse.Namespace) -> ModelOptions:
     """The model options of ``track`` and ``batch``."""
     from .tracking_run import ModelOptions
 
@@ -327,7 +289,7 @@ def model_options(args: argparse.Namespace):
     )
 
 
-def track_options(args: argparse.Namespace, **overrides):
+def track_options(args: argparse.Namespace, **overrides: Any) -> TrackOptions:
     """What ``track`` (and each video of ``batch``) tracks and how often it saves."""
     from .rejoin import RejoinRule
     from .tracking_run import TrackOptions
@@ -344,7 +306,7 @@ def track_options(args: argparse.Namespace, **overrides):
 
 
 @contextlib.contextmanager
-def _frame_bar(description: str):
+def _frame_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress callback ``(done, total)`` drawing a bar on stderr from the first
     frame on, so a run refused at once prints just its reason."""
     from tqdm import tqdm
@@ -368,58 +330,6 @@ def _frame_bar(description: str):
 
 def _warn(warning: str) -> None:
     print(f"napari-sam2-track: warning: {warning}", file=sys.stderr)
-
-
-def run_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch as run
-    from .batch_jobs import read_jobs_csv, summary_path
-
-    jobs = read_jobs_csv(args.jobs)  # checked whole before a cluster starts
-    with _batch_bars(len(jobs)) as on_event:
-        results = run(
-            jobs,
-            args.out,
-            model_options(args),
-            track_options(args),
-            scheduler=args.scheduler,
-            workers=args.workers,
-            exports=args.export,
-            on_event=on_event,
-        )
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    for result in results:
-        if result.status == "failed":
-            _say(f"{result.name}: {result.error}")
-    print(
-        f"{counts['done']} done, {counts['skipped']} skipped (done before), "
-        f"{counts['failed']} failed; see {summary_path(args.out)}.",
-        file=sys.stderr,
-    )
-    return EXIT_ERROR if counts["failed"] else 0
-
-
-@contextlib.contextmanager
-def _batch_bars(n_videos: int):
-    """Bars over videos and over frames, fed by the tasks' events."""
-    from tqdm import tqdm
-
-    progress: dict[str, tuple[int, int]] = {}
-    with (
-        tqdm(total=n_videos, unit="video", desc="videos", file=sys.stderr, position=0) as videos,
-        tqdm(total=0, unit="frame", desc="frames", file=sys.stderr, position=1) as frames,
-    ):
-
-        def on_event(event) -> None:
-            if event.result is not None:
-                videos.update()
-                done, _ = progress.get(event.name, (0, 0))
-                progress[event.name] = (done, done)
-            elif event.total:
-                progress[event.name] = (event.done, event.total)
-            frames.total = sum(total for _, total in progress.values())
-            frames.update(sum(done for done, _ in progress.values()) - frames.n)
-
-        yield on_event
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -272,8 +272,7 @@ class TrackingSession:
         rejoins: list[int],
     ) -> Iterator[FrameResult]:
         finished = False
-        resume_at = set(planned_dirty)
-        self._resume = (planned_dirty, resume_at)
+        self._resume = (planned_dirty, set(planned_dirty))
         try:
             done: set[int] = set()
             for number, ((anchor, count, reverse), watch) in enumerate(
@@ -288,8 +287,8 @@ class TrackingSession:
                         for obj_id, entry in masks.items():
                             self.results.set(frame, obj_id, entry)
                         if last_pass:  # stopped from here on, the next run goes on from there
-                            resume_at.clear()
-                            resume_at.update(plan.next_frame(visits, frame))
+                            rest = plan.resume_frames(visits, frame, planned_dirty)
+                            self._resume = (planned_dirty, rest)  # one step: read by saves
                         if frame not in done:
                             done.add(frame)
                             yield frame, masks
@@ -303,7 +302,7 @@ class TrackingSession:
             # Prompts changed after planning stay dirty for the next run.
             self._dirty -= planned_dirty
             if not finished:
-                self._dirty |= resume_at
+                self._dirty |= self._resume[1]
             self._resume = None
             self._open = None
 

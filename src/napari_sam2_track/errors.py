@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 _OOM_PHRASES = ("out of memory", "can't allocate memory")
+BUG_TRACKER = "https://github.com/napari-sam2-track/napari-sam2-track/issues"
 
 
 class UserError(ValueError):
@@ -35,6 +36,7 @@ def machine_problem(exc: BaseException) -> str | None:
 
 
 def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the machine (or torch's allocator) running out of memory."""
     # torch is looked up, not imported: if it was never imported, it raised nothing.
     torch = sys.modules.get("torch")
     torch_oom = getattr(torch, "OutOfMemoryError", None) if torch else None

@@ -23,11 +23,11 @@ def pass_frames(anchor: int, count: int, reverse: bool) -> range:
     return range(anchor, anchor + count + 1)
 
 
-def next_frame(visits: range, frame: int) -> set[int]:
-    """The frame a pass visits after ``frame`` (none after its last), where a stopped
-    pass goes on from."""
-    position = visits.index(frame) + 1
-    return {visits[position]} if position < len(visits) else set()
+def resume_frames(visits: range, frame: int, dirty: set[int]) -> set[int]:
+    """Where a pass stopped after ``frame`` goes on from: the next frame it visits, and
+    the dirty frames it has not reached yet."""
+    rest = visits[visits.index(frame) + 1 :]
+    return set(rest[:1]) | {d for d in dirty if d in rest}
 
 
 def plan_passes(direction: Direction, low: int, high: int, anchors: Sequence[int]) -> list[Pass]:

@@ -47,6 +47,9 @@ FORMAT_VERSION = 1
 MANIFEST = "session.json"
 DATA_PREFIX = "data-"  # the data folder's name is this and a random id
 PROMPTS_FILE, MASKS_FOLDER, BOXES_FILE = "prompts.json", "masks", "boxes.csv"
+#: Present while a folder's first save is under way: data there without a manifest is
+#: then an interrupted first save, nobody's work, not a session that lost its manifest.
+FIRST_SAVE_MARK = ".first-save.partial"
 CHUNK_FRAMES = 100
 DEFAULT_CLASS = "object"  # the class of an object that was given none
 
@@ -170,14 +173,16 @@ def check_session_target(folder: str | Path) -> None:
         names = sorted(
             p.name for p in folder.iterdir() if p.name != LOCK_FILE and p.suffix != ".partial"
         )
-        if any(name.startswith(DATA_PREFIX) for name in names):
+        first_save_cut_short = (folder / FIRST_SAVE_MARK).exists()
+        if not first_save_cut_short and any(name.startswith(DATA_PREFIX) for name in names):
             raise StoreError(
                 f"{folder} holds session data but no {MANIFEST}; it may be a damaged "
                 f"session: restore its {MANIFEST}, or choose another folder."
             )
-        if names:
+        others = [name for name in names if not name.startswith(DATA_PREFIX)]
+        if others:
             raise StoreError(
-                f"{folder} is not a session folder and is not empty ({names[0]}, ...); "
+                f"{folder} is not a session folder and is not empty ({others[0]}, ...); "
                 "choose a new or empty folder."
             )
 
@@ -185,7 +190,10 @@ def check_session_target(folder: str | Path) -> None:
 def _save_locked(folder: Path, annotation: Annotation) -> str:
     data_name = f"{DATA_PREFIX}{uuid.uuid4().hex[:12]}"
     partial, manifest_partial = folder / f"{data_name}.partial", folder / f"{MANIFEST}.partial"
+    marker = folder / FIRST_SAVE_MARK
     try:
+        if not (folder / MANIFEST).exists():
+            _write(marker, b"")
         files = _write_data(partial, annotation)
         os.rename(partial, folder / data_name)
         manifest = {
@@ -206,6 +214,7 @@ def _save_locked(folder: Path, annotation: Annotation) -> str:
         manifest_partial.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
+    marker.unlink(missing_ok=True)
     _remove_stale(folder, keep=data_name)
     return data_name
 

@@ -7,6 +7,7 @@ whole, and running again goes on from it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ def track_video(
     on_save: Callable[[int], None] | None = None,
     warn: Callable[[str], None] | None = None,
     program: str = "napari-sam2-track track",
+    lock_wait_s: float = 0.0,
 ) -> TrackOutcome:
     """Track the objects prompted in ``prompts`` through ``video`` into the session
     folder ``out``, continuing the session there if there is one.
@@ -106,6 +108,9 @@ def track_video(
         while tracking.
     warn : callable, optional
         Takes each warning sentence (a truncated video, a damaged chunk).
+    program, lock_wait_s : str, float
+        Who holds the folder's lock, as another writer is told, and how long to wait
+        for another writer to let it go.
 
     Returns
     -------
@@ -127,7 +132,7 @@ def track_video(
     check_session_target(out)
     created = not out.exists()
     try:
-        with session_lock(out, program, wait=0):
+        with session_lock(out, program, wait=lock_wait_s):
             hooks = _Hooks(load_model or _build_model, on_frame, on_save, warn or _ignore)
             return _track_locked(Path(video), Path(prompts), out, model, options, hooks)
     finally:
@@ -183,7 +188,7 @@ def _track_locked(
     for warning in stored.warnings if stored else ():
         hooks.warn(warning)
     changed = {k: p for k, p in prompts.items() if not stored or stored.prompts.get(*k) != p}
-    if stored and not changed and not stored.pending_frames and _range_done(stored, options):
+    if stored and not changed and _nothing_to_do(stored, options):
         if here is None:  # a finished session given as prompts: copied as it is
             _copy_session(stored, out)
             return TrackOutcome("done", 0, f"Nothing to track; the session was copied to {out}.")
@@ -220,8 +225,14 @@ def _track_locked(
         until="end" if options.to_end else "rejoin",
         rejoin=options.rejoin,
     )
-    done, finished = _follow(run, record, out, options.save_every_s, hooks)
-    _save_or_rescue(record, out, finished)
+    try:
+        done, finished = _follow(run, record, out, options.save_every_s, hooks)
+    except Exception:  # a failure mid-video keeps the frames tracked before it
+        run.close()
+        with contextlib.suppress(UserError, OSError):  # the failure itself is what to say
+            _save_or_rescue(record, out)
+        raise
+    _save_or_rescue(record, out)
     return TrackOutcome("done" if finished else "interrupted", done, run.summary())
 
 
@@ -244,17 +255,22 @@ def _read_prompts(
     return read_prompts_csv(path), None
 
 
-def _range_done(stored: Annotation, options: TrackOptions) -> bool:
-    """Whether a run with nothing new would do no work on the range asked for."""
+def _nothing_to_do(stored: Annotation, options: TrackOptions) -> bool:
+    """Whether a run with no new prompt would change nothing: no frame in its range
+    pending, and every frame its passes visit tracked for every prompted object."""
     from . import propagation as plan
 
-    if options.start is None and options.end is None:
-        return True
-    if options.retrack_range:
+    if options.retrack_range and (options.start is not None or options.end is not None):
         return False
     low, high = plan.frame_range(options.start, options.end, stored.results.n_frames)
-    tracked = [stored.results.frames_of(o) for o in stored.prompts.object_ids()]
-    return not plan.untracked_frames(tracked, low, high)
+    if any(low <= f <= high for f in stored.pending_frames):
+        return False
+    prompted = [f for f in stored.prompts.frames() if low <= f <= high]
+    passes = plan.plan_passes(options.direction, low, high, prompted)
+    visited = set().union(*(plan.pass_frames(*p) for p in passes))
+    return all(
+        visited <= set(stored.results.frames_of(obj_id)) for obj_id in stored.prompts.object_ids()
+    )
 
 
 def _copy_session(annotation: Annotation, out: Path) -> None:
@@ -301,16 +317,17 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def _save_or_rescue(record: AnnotationModel, out: Path, finished: bool) -> None:
+def _save_or_rescue(record: AnnotationModel, out: Path) -> None:
     """Save the session; if the folder cannot take it (a full disk), save it elsewhere
-    and say where, so the tracked frames are not lost."""
+    and say where, so the tracked frames are not lost. What is still to do (a stopped
+    run's rest, corrections outside the range tracked) stays pending."""
     from .autosave import rescue_folder
     from .store import save_session
 
     try:
-        record.save(out, clear_pending=finished)
+        record.save(out)
     except OSError as exc:
-        annotation = record.annotation(clear_pending=finished)
+        annotation = record.annotation()
         rescue = rescue_folder(record.video)
         try:
             save_session(rescue, annotation, expected_version=None)
