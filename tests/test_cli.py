@@ -340,3 +340,43 @@ def test_a_session_folder_as_prompts_is_continued_into_a_new_one(
     assert tracked.results.frames_of(1) == list(range(N_FRAMES))
     assert tracked.objects == named and tracked.pending_frames == []
     assert session_version(tmp_path / "first") == version  # read, never written
+
+
+def test_track_from_boxes_alone(tmp_path, shapes_video, random_checkpoint):
+    boxes = write_csv(
+        tmp_path / "boxes.csv",
+        [(0, 1, 20, 40, 60, 80), (3, 2, 90, 20, 130, 60)],
+        header="frame,obj_id,x0,y0,x1,y1",
+    )
+    result = track(shapes_video, boxes, tmp_path / "s", random_checkpoint)
+    assert result.returncode == 0, result.stderr
+    session = load_session(tmp_path / "s")
+    assert session.prompts.get(0, 1).box == (20, 40, 60, 80)
+    assert session.prompts.get(3, 2).box == (90, 20, 130, 60)
+    assert session.results.frames_of(1) == list(range(N_FRAMES))
+    assert set(range(3, N_FRAMES)) <= set(session.results.frames_of(2))
+
+
+def test_the_speck_options_reach_the_session(tmp_path, shapes_video, monkeypatch):
+    from napari_sam2_track import tracking_run
+    from napari_sam2_track.engine import TrackingSession
+    from napari_sam2_track.specks import DEFAULT_SPECKS, SpeckRule
+
+    given = []
+
+    def refuse(self, source, model, specks, remove_specks, **kwargs):
+        given.append((specks, remove_specks))
+        raise PromptError("stopped here.")
+
+    monkeypatch.setattr(tracking_run, "_build_model", lambda *args: None)
+    monkeypatch.setattr(TrackingSession, "__init__", refuse)
+    prompts = write_csv(tmp_path / "p.csv", [(0, 1, 40, 60, 1)])
+    args = ["track", str(shapes_video), "--prompts", str(prompts), "--out", str(tmp_path / "s")]
+    assert cli_module.main(args) == 1
+    assert cli_module.main([*args, "--speck-area", "0", "--remove-specks"]) == 1
+    assert cli_module.main([*args, "--speck-gap", "0.5"]) == 1
+    assert given == [
+        (DEFAULT_SPECKS, False),
+        (SpeckRule(0.0, DEFAULT_SPECKS.gap_share), True),
+        (SpeckRule(DEFAULT_SPECKS.area_share, 0.5), False),
+    ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sam2_track.boxes import mask_to_box
 from napari_sam2_track.prompts import FramePrompt, PromptError, PromptSet, prompts_from_points
 from napari_sam2_track.results import (
     ObjectMask,
     TrackResults,
     decode_mask,
     encode_mask,
-    mask_to_box,
     rle_from_json,
     rle_json,
 )

@@ -124,6 +124,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_tracking_options(parser: argparse.ArgumentParser) -> None:
     """The options on how to track that ``track`` and ``batch`` share."""
     from .rejoin import RejoinRule
+    from .specks import DEFAULT_SPECKS
     from .tracking_run import SAVE_EVERY_S
 
     parser.add_argument(
@@ -146,6 +147,28 @@ def add_tracking_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="frames in a row that must match for a re-track to stop "
         f"(default {RejoinRule.frames})",
+    )
+    parser.add_argument(
+        "--speck-area",
+        type=float,
+        default=DEFAULT_SPECKS.area_share,
+        metavar="X",
+        help="a piece of a mask this small next to its largest piece (a share of its area) "
+        f"is a speck when also far from it; boxes leave specks out (default "
+        f"{DEFAULT_SPECKS.area_share}; 0: boxes span every pixel)",
+    )
+    parser.add_argument(
+        "--speck-gap",
+        type=float,
+        default=DEFAULT_SPECKS.gap_share,
+        metavar="X",
+        help="far: more than this share of the largest piece's longer side away from its "
+        f"box (default {DEFAULT_SPECKS.gap_share})",
+    )
+    parser.add_argument(
+        "--remove-specks",
+        action="store_true",
+        help="also take specks out of the saved masks (kept as SAM 2 gave them otherwise)",
     )
     parser.add_argument(
         "--save-every",
@@ -292,6 +315,7 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
 def track_options(args: argparse.Namespace, **overrides: Any) -> TrackOptions:
     """What ``track`` (and each video of ``batch``) tracks and how often it saves."""
     from .rejoin import RejoinRule
+    from .specks import SpeckRule
     from .tracking_run import TrackOptions
 
     settings = dict(
@@ -301,6 +325,8 @@ def track_options(args: argparse.Namespace, **overrides: Any) -> TrackOptions:
         to_end=args.to_end,
         rejoin=RejoinRule(args.rejoin_iou, args.rejoin_frames),
         save_every_s=args.save_every or None,
+        specks=SpeckRule(args.speck_area, args.speck_gap),
+        remove_specks=args.remove_specks,
     )
     return TrackOptions(**{**settings, **overrides})
 

@@ -28,6 +28,7 @@ from .prompts import FramePrompt, PromptError, PromptSet, object_id, whole_numbe
 from .propagation import Direction, FrameResult, Pass, Propagation
 from .rejoin import RejoinRule, RejoinWatch, Until
 from .results import ObjectMask, TrackResults
+from .specks import DEFAULT_SPECKS, SpeckRule, remove_specks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,6 +49,11 @@ class TrackingSession:
         The video, (T, H, W) or (T, H, W, C); frames are read only when needed.
     model : TrackingModel
         A loaded model, e.g. from :func:`napari_sam2_track.sam2_backend.build_model`.
+    specks : SpeckRule
+        What boxes leave out (:mod:`.specks`).
+    remove_specks : bool
+        Also take the specks out of the masks themselves (kept as SAM 2 gave them by
+        default).
     **tracking_options
         For the model's tracker (``model.start_tracking``): ``prompts_supersede_memory``
         (tracking past a prompt that found its object forgets the tracked frames behind
@@ -62,13 +68,22 @@ class TrackingSession:
     is ended by them, as if stopped there.
     """
 
-    def __init__(self, source: Any, model: TrackingModel, **tracking_options: Any):
+    def __init__(
+        self,
+        source: Any,
+        model: TrackingModel,
+        specks: SpeckRule = DEFAULT_SPECKS,
+        remove_specks: bool = False,
+        **tracking_options: Any,
+    ):
         self.model = model
         self.frames = ModelFrames(source, model.image_size)
         self.n_frames = self.frames.n_frames
         self.height, self.width = self.frames.height, self.frames.width
+        self.specks, self.remove_specks = specks, remove_specks
         self.prompts = PromptSet()
         self.results = TrackResults(self.n_frames, self.height, self.width)
+        self.results.specks = specks
         #: The model's side of this video: its prompts, memory and passes.
         self.tracker = model.start_tracking(self.frames, self._stored_mask, **tracking_options)
         self._dirty: set[int] = set()
@@ -155,9 +170,14 @@ class TrackingSession:
             mask, score = self.tracker.preview(frame, obj_id, prompt)
             self.prompts.set(frame, obj_id, prompt)
             self._dirty.add(frame)
-            entry = ObjectMask.from_mask(mask, score)
+            entry = self._entry(mask, score)
             self.results.set(frame, obj_id, entry)
         return entry
+
+    def _entry(self, mask: np.ndarray, score: float) -> ObjectMask:
+        if self.remove_specks:
+            mask = remove_specks(mask, self.specks)
+        return ObjectMask.from_mask(mask, score, self.specks)
 
     def clear_prompt(self, frame: int, obj_id: int) -> None:
         """Remove an object's prompt on a frame (and the mask that prompt gave there)."""
@@ -206,6 +226,7 @@ class TrackingSession:
         for (frame, obj_id), prompt in prompts.items():
             self._apply(frame, obj_id, prompt)
         self.results = results
+        results.specks = self.specks
         self._dirty = set(pending)
 
     # ------------------------------------------------------------- propagation
@@ -282,7 +303,7 @@ class TrackingSession:
                 visits = plan.pass_frames(anchor, count, reverse)
                 with contextlib.closing(self.tracker.track(anchor, count, reverse)) as frames:
                     for frame, predictions in frames:
-                        masks = {o: ObjectMask.from_mask(*p) for o, p in predictions.items()}
+                        masks = {o: self._entry(*p) for o, p in predictions.items()}
                         previous = {o: self.results.get(frame, o) for o in masks} if watch else {}
                         for obj_id, entry in masks.items():
                             self.results.set(frame, obj_id, entry)

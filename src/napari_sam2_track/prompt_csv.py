@@ -1,6 +1,9 @@
-"""Prompt points from CSV files, in two forms.
+"""Prompts from CSV files: points, boxes, or both.
 
-- simple: ``frame,obj_id,x,y,label``
+- points: ``frame,obj_id,x,y,label``
+- boxes: ``frame,obj_id,x0,y0,x1,y1`` (pixels, ``x0,y0`` the top-left corner)
+- both in one file, with both column sets: each row fills one set, leaving the other
+  empty; an object's points and box on one frame make one prompt
 - napari's own, written when a Points layer is saved: ``axis-0`` (frame), ``axis-1``
   (row = y), ``axis-2`` (column = x), plus the ``label`` and ``obj_id`` features
   (an ``index`` column, if present, is ignored).
@@ -14,43 +17,98 @@ from pathlib import Path
 
 import numpy as np
 
-from .prompts import FramePrompt, PromptError, prompts_from_points
+from .prompts import FramePrompt, PromptError, object_id, prompts_from_points
 
 SIMPLE_COLUMNS = ("frame", "obj_id", "x", "y", "label")
 NAPARI_COLUMNS = ("axis-0", "axis-1", "axis-2", "label", "obj_id")
+BOX_FIELDS = ("x0", "y0", "x1", "y1")
+BOX_COLUMNS = ("frame", "obj_id", *BOX_FIELDS)
 
 
 def read_prompts_csv(path: str | Path) -> dict[tuple[int, int], FramePrompt]:
-    """One prompt per (frame, object id) from a CSV of points."""
+    """One prompt per (frame, object id) from a CSV of points and/or boxes."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-            header = [name.strip() for name in (rows[0].keys() if rows else [])]
+            reader = csv.DictReader(handle)
+            header = [(name or "").strip() for name in reader.fieldnames or []]
+            rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PromptError(f"the prompts file {path} could not be read ({exc}).") from None
+    rows = [(n, {k.strip(): (v or "").strip() for k, v in r.items() if k}) for n, r in rows]
+    rows = [(n, r) for n, r in rows if any(r.values())]  # blank lines
     if not rows:
-        raise PromptError(f"the prompts file {path.name} holds no points.")
-    rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in rows]
+        raise PromptError(f"the prompts file {path.name} holds no prompts.")
+    boxes_too = set(BOX_COLUMNS) <= set(header)
     if set(SIMPLE_COLUMNS) <= set(header):
-        frame, y, x = "frame", "y", "x"
-    elif set(NAPARI_COLUMNS) <= set(header):
-        frame, y, x = "axis-0", "axis-1", "axis-2"
+        columns = ("frame", "y", "x")
+    elif set(NAPARI_COLUMNS) <= set(header) and not boxes_too:
+        columns = ("axis-0", "axis-1", "axis-2")
+    elif boxes_too:
+        columns = None
     else:
         raise PromptError(
-            f"{path.name} needs the columns {','.join(SIMPLE_COLUMNS)} (or napari's "
+            f"{path.name} needs the columns {','.join(SIMPLE_COLUMNS)} for points, "
+            f"{','.join(BOX_COLUMNS)} for boxes, or both (or napari's "
             f"{','.join(NAPARI_COLUMNS)}); it has {','.join(header)}."
         )
+    points, boxes = _split(rows, columns, boxes_too, path.name)
     try:
-        frames = [_integer(r[frame]) for r in rows]
-        data = np.array([[f, float(r[y]), float(r[x])] for f, r in zip(frames, rows, strict=True)])
-        labels = [_integer(r["label"]) for r in rows]
-        obj_ids = [_integer(r["obj_id"]) for r in rows]
+        prompts = _points(points, columns, path.name) if points else {}
+        box_prompts = _boxes(boxes, path.name)
     except (ValueError, ArithmeticError) as exc:
         raise PromptError(f"{path.name} has a value that is not a number ({exc}).") from None
+    for key, box in box_prompts.items():
+        given = prompts.get(key)
+        if given is None:
+            prompts[key] = FramePrompt(box=box)
+        else:
+            prompts[key] = FramePrompt(points=given.points, labels=given.labels, box=box)
+    return dict(sorted(prompts.items()))
+
+
+def _split(
+    rows: list[tuple[int, dict]], columns: tuple | None, boxes_too: bool, name: str
+) -> tuple[list[dict], list[dict]]:
+    """The point rows and the box rows; a row filling both column sets, or neither, is
+    refused."""
+    if not boxes_too:
+        return [r for _, r in rows], []
+    point_fields = ("x", "y", "label") if columns else ()
+    points, boxes = [], []
+    for line, row in rows:
+        is_point = bool(point_fields) and any(row.get(c) for c in point_fields)
+        is_box = any(row.get(c) for c in BOX_FIELDS)
+        if is_point == is_box:
+            what = "both a point and a box" if is_point else "neither a point nor a box"
+            raise PromptError(f"{name} line {line} gives {what}; fill one set of columns.")
+        (points if is_point else boxes).append(row)
+    return points, boxes
+
+
+def _points(
+    rows: list[dict], columns: tuple[str, str, str], name: str
+) -> dict[tuple[int, int], FramePrompt]:
+    frame, y, x = columns
+    frames = [_integer(r[frame]) for r in rows]
+    data = np.array([[f, float(r[y]), float(r[x])] for f, r in zip(frames, rows, strict=True)])
     if not np.isfinite(data).all():
-        raise PromptError(f"{path.name} has a coordinate that is not a finite number.")
+        raise PromptError(f"{name} has a coordinate that is not a finite number.")
+    labels = [_integer(r["label"]) for r in rows]
+    obj_ids = [_integer(r["obj_id"]) for r in rows]
     return prompts_from_points(data, labels, obj_ids)
+
+
+def _boxes(rows: list[dict], name: str) -> dict[tuple[int, int], tuple[float, ...]]:
+    boxes: dict[tuple[int, int], tuple[float, ...]] = {}
+    for row in rows:
+        key = (_integer(row["frame"]), object_id(_integer(row["obj_id"])))
+        if key in boxes:
+            raise PromptError(
+                f"{name} gives object {key[1]} two boxes on frame {key[0]}; SAM 2 takes one."
+            )
+        boxes[key] = tuple(float(row[c]) for c in BOX_FIELDS)
+    return boxes
 
 
 def _integer(text: str) -> int:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .boxes import Box, mask_to_box
+from .boxes import Box
+from .specks import DEFAULT_SPECKS, SpeckRule, box_without_specks
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -59,9 +60,13 @@ class ObjectMask:
     area: int
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray, score: float = 1.0) -> ObjectMask:
+    def from_mask(
+        cls, mask: np.ndarray, score: float = 1.0, specks: SpeckRule = DEFAULT_SPECKS
+    ) -> ObjectMask:
+        """The entry of a mask; its box leaves out the specks ``specks`` names."""
         mask = np.asarray(mask, dtype=bool)
-        return cls(encode_mask(mask), float(score), mask_to_box(mask), int(mask.sum()))
+        box = box_without_specks(mask, specks)
+        return cls(encode_mask(mask), float(score), box, int(mask.sum()))
 
     @property
     def mask(self) -> np.ndarray:
@@ -84,6 +89,8 @@ class TrackResults:
 
     def __init__(self, n_frames: int, height: int, width: int):
         self.n_frames, self.height, self.width = n_frames, height, width
+        #: What boxes of masks set here leave out.
+        self.specks = DEFAULT_SPECKS
         self._frames: dict[int, dict[int, ObjectMask]] = {}
         self._lock = threading.Lock()
         self._chunk_of_frame: dict[int, int] = {}
@@ -116,7 +123,9 @@ class TrackResults:
             self._ensure(next(iter(self._chunk_of_frame)))
 
     def set(self, frame: int, obj_id: int, mask: np.ndarray | ObjectMask, score: float = 1.0):
-        entry = mask if isinstance(mask, ObjectMask) else ObjectMask.from_mask(mask, score)
+        if not isinstance(mask, ObjectMask):
+            mask = ObjectMask.from_mask(mask, score, self.specks)
+        entry = mask
         size = tuple(entry.rle["size"])
         if size != (self.height, self.width):
             raise ValueError(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from .errors import UserError
 from .propagation import Direction
 from .rejoin import RejoinRule
+from .specks import DEFAULT_SPECKS, SpeckRule
 
 if TYPE_CHECKING:
     from .annotation_model import AnnotationModel
@@ -48,7 +49,8 @@ class ModelOptions:
 @dataclass(frozen=True)
 class TrackOptions:
     """What to track: the direction, an inclusive frame range, when a re-track stops,
-    and how often the session is saved while tracking (None: only at the end).
+    how often the session is saved while tracking (None: only at the end), and what
+    boxes (and, with ``remove_specks``, masks) leave out as specks.
 
     ``retrack_range``: a range given tracks again even when nothing is new (``track``);
     without it a run with nothing new and every frame of the range tracked does no work.
@@ -61,6 +63,8 @@ class TrackOptions:
     rejoin: RejoinRule = field(default_factory=RejoinRule)
     save_every_s: float | None = SAVE_EVERY_S
     retrack_range: bool = True
+    specks: SpeckRule = DEFAULT_SPECKS
+    remove_specks: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,8 @@ def _track_locked(
     session = TrackingSession(
         frames,
         loaded,
+        specks=options.specks,
+        remove_specks=options.remove_specks,
         feature_cache_bytes=model.feature_cache_bytes,
         features_on_disk=model.features_on_disk,
     )
