@@ -679,3 +679,18 @@ def test_the_status_names_the_frames_retracked_and_where_the_track_rejoined(
     assert rles(c, range(3, N_FRAMES), 1) == later
     propagate(qtbot, widget, to_end=True)
     assert widget.status.value.endswith(" px. Tracked frames 0–15.")
+
+
+def test_the_view_fits_the_video_once_the_widget_docks(make_napari_viewer, qtbot, video_file):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 900)
+    viewer.open(str(video_file), plugin=PLUGIN)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari 0.9
+    viewer.reset_view()
+    before = camera.zoom
+    with qtbot.waitSignal(camera.events.zoom, timeout=WAIT_MS):
+        viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
+    fitted = camera.zoom
+    assert fitted < before  # the dock took part of the canvas, and the view followed
+    viewer.reset_view()
+    assert camera.zoom == pytest.approx(fitted)

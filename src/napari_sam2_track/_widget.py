@@ -21,9 +21,9 @@ from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
-from qtpy.QtCore import QObject
+from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtCore import Signal as QtSignal
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QWidget
 
 from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
@@ -77,6 +77,7 @@ class TrackerWidget(Container):
         self._refresh_layers()
         self._suggest_model(self.video_layer.value)
         self._update_enabled()
+        self._fit = FitWhenShown(napari_viewer, self.native)
 
     # ------------------------------------------------------------------ layout
 
@@ -488,6 +489,22 @@ def _export_choices() -> list[tuple[str, str]]:
 def _show_progress(bar, done: int, total: int) -> None:
     bar.total = total
     bar.update(done - bar.n)
+
+
+class FitWhenShown(QObject):
+    """Fits the view to the layers once the widget first shows: docking it narrows the
+    canvas, which would crop the video otherwise."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, widget: QWidget):
+        super().__init__(widget)
+        self._viewer = viewer
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Show:
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self._viewer.reset_view)  # once the layout has settled
+        return False
 
 
 class ProgressRelay(QObject):
