@@ -17,7 +17,13 @@ from napari.utils.interactions import mouse_press_callbacks, mouse_release_callb
 
 from napari_sam2_track import models
 from napari_sam2_track.boxes import box_edges, mask_to_box
-from napari_sam2_track.layers import BOXES_LAYER, MASKS_LAYER, PROMPTS_LAYER, corners_to_box
+from napari_sam2_track.layers import (
+    BOX_PROMPTS_LAYER,
+    BOXES_LAYER,
+    MASKS_LAYER,
+    PROMPTS_LAYER,
+    corners_to_box,
+)
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.synthetic import make_synthetic_video
@@ -402,7 +408,8 @@ def test_layers_removed_by_hand_lose_nothing_and_come_back(
 
     def remove_layers(message):
         if message == FrameTracked(2):  # while SAM 2 still has frames to go
-            for name in (MASKS_LAYER, BOXES_LAYER, PROMPTS_LAYER, c.video_layer.name):
+            own = (MASKS_LAYER, BOXES_LAYER, BOX_PROMPTS_LAYER, PROMPTS_LAYER)
+            for name in (*own, c.video_layer.name):
                 viewer.layers.remove(name)
 
     c.propagation_progressed.connect(remove_layers)
@@ -694,3 +701,56 @@ def test_the_view_fits_the_video_once_the_widget_docks(make_napari_viewer, qtbot
     assert fitted < before  # the dock took part of the canvas, and the view followed
     viewer.reset_view()
     assert camera.zoom == pytest.approx(fitted)
+
+
+def rectangle(frame, x0, y0, x1, y1):
+    """A rectangle as the rectangle tool draws it: corners (frame, row, column)."""
+    return np.array([[frame, y0, x0], [frame, y0, x1], [frame, y1, x1], [frame, y1, x0]], float)
+
+
+def test_a_drawn_box_gives_a_preview_and_survives_save_and_reopen(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
+):
+    viewer = make_napari_viewer()
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file)
+    viewer.dims.set_current_step(0, 3)
+    layer = c.box_prompts_layer
+    layer.add_rectangles([rectangle(3, 30, 20, 90, 80)])
+    wait_previews(qtbot, c)
+    assert c.session.prompts.get(3, 1).box == (30, 20, 90, 80)
+    assert c.session.results.get(3, 1) is not None  # its preview
+    c.add_point(50, 60)  # points and the box make one prompt
+    wait_previews(qtbot, c)
+    prompt = c.session.prompts.get(3, 1)
+    assert prompt.box == (30, 20, 90, 80) and prompt.points.tolist() == [[60, 50]]
+
+    layer.data = [rectangle(3, 40, 25, 100, 85)]  # moved: a new preview of the new box
+    wait_previews(qtbot, c)
+    assert c.session.prompts.get(3, 1).box == (40, 25, 100, 85)
+    np.testing.assert_array_equal(c.masks_layer.data[3], c.session.results.labels(3))
+
+    widget.new_object.clicked()  # the next box is the new object's
+    viewer.dims.set_current_step(0, 6)
+    layer.add_rectangles([rectangle(6, 5, 5, 40, 40)])
+    wait_previews(qtbot, c)
+    assert c.session.prompts.get(6, 2).box == (5, 5, 40, 40)
+
+    widget.folder.value = tmp_path / "boxes.session"
+    widget.save_session()
+    viewer.close()
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "boxes.session"), plugin=PLUGIN)
+    _, c = start(viewer, qtbot, random_checkpoint)
+    wait_previews(qtbot, c)
+    assert c.session.prompts.get(3, 1).box == (40, 25, 100, 85)
+    assert c.session.prompts.get(6, 2).box == (5, 5, 40, 40)
+    layer = c.box_prompts_layer
+    drawn = {
+        (int(r[0, 0]), int(o)): r
+        for r, o in zip(layer.data, layer.features["obj_id"], strict=True)
+    }
+    np.testing.assert_array_equal(drawn[3, 1], rectangle(3, 40, 25, 100, 85))
+    np.testing.assert_array_equal(drawn[6, 2], rectangle(6, 5, 5, 40, 40))
+    c.delete_object(2)
+    assert list(c.box_prompts_layer.features["obj_id"]) == [1]
+    assert c.session.prompts.get(6, 2) is None

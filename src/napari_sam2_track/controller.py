@@ -32,15 +32,19 @@ from .engine import TrackingSession
 from .errors import UserError
 from .label_volume import LabelVolume, fold_painted_frame
 from .layers import (
+    BOX_PROMPTS_LAYER,
     BOXES_LAYER,
     MASKS_LAYER,
     PROMPTS_LAYER,
     box_layer_data,
+    box_prompts_layer_kwargs,
+    boxes_from_layer,
     boxes_layer_kwargs,
     changed_prompts,
     marker_size,
     masks_layer_kwargs,
     next_frame_to_review,
+    prompt_boxes,
     prompt_points,
     prompts_from_layer,
     prompts_layer_kwargs,
@@ -55,7 +59,7 @@ from .prompt_queue import (
     PropagationPlanned,
     propagation_messages,
 )
-from .prompts import NEGATIVE, POSITIVE, FramePrompt, PromptError
+from .prompts import NEGATIVE, POSITIVE, FramePrompt, PromptError, with_boxes
 from .store import Annotation, ObjectInfo
 from .video_ref import VideoRef
 
@@ -106,17 +110,20 @@ class TrackerController:
 
     def _make_layers(self) -> None:
         # Layers a session folder was opened with are replaced by live ones.
-        for name in (PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER):
+        for name in (PROMPTS_LAYER, BOX_PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
         size = marker_size(self.session.height, self.session.width)
         self.masks_layer = self.viewer.add_labels(self.volume, **masks_layer_kwargs())
         self.boxes_layer = self.viewer.add_shapes(**boxes_layer_kwargs(size))
         self.boxes = BoxesView(self.boxes_layer, self._boxes_of)
+        self.box_prompts_layer = self.viewer.add_shapes(**box_prompts_layer_kwargs(size))
         self.prompts_layer = self.viewer.add_points(np.zeros((0, 3)), **prompts_layer_kwargs(size))
         self._set_feature_defaults()
         self.prompts_layer.events.data.connect(self._on_points_data)
         self.prompts_layer.events.features.connect(self._sync_prompts)
+        self.box_prompts_layer.events.data.connect(self._on_points_data)
+        self.box_prompts_layer.events.features.connect(self._sync_prompts)
         self.prompts_layer.mouse_drag_callbacks.append(self._on_click)
         self.masks_layer.events.paint.connect(self._on_masks_written)
         # Undo and redo write the data back and refresh the layer without a paint event.
@@ -133,11 +140,18 @@ class TrackerController:
         self.rebuild_boxes()
 
     def _own_layers(self) -> list:
-        return [self.video_layer, self.masks_layer, self.boxes_layer, self.prompts_layer]
+        return [
+            self.video_layer,
+            self.masks_layer,
+            self.boxes_layer,
+            self.box_prompts_layer,
+            self.prompts_layer,
+        ]
 
     def restore_layers(self) -> None:
         """Put back any of this annotation's layers that were removed from the viewer,
-        each below the next of them still there: video, masks, boxes, prompts."""
+        each below the next of them still there: video, masks, boxes, box prompts,
+        prompts."""
         layers = self.viewer.layers
         own = self._own_layers()
         # `in`, not `is`: a plugin's viewer hands out a new proxy per access to a layer.
@@ -150,14 +164,30 @@ class TrackerController:
             show_info(f"Put back {names}: this annotation shows its work there.")
 
     def load_prompt_points(self) -> None:
-        """Show the session's point prompts in the prompts layer."""
+        """Show the session's point and box prompts in the prompts layers."""
         rows, features = prompt_points(self.session.prompts)
-        self._layer_prompts = prompts_from_layer(rows, features)
+        rectangles, box_features = prompt_boxes(self.session.prompts)
         events = self.prompts_layer.events
         with events.data.blocker(), events.features.blocker():
             self.prompts_layer.data = rows
             self.prompts_layer.features = features
+        events = self.box_prompts_layer.events
+        with events.data.blocker(), events.features.blocker():
+            self.box_prompts_layer.data = []
+            if rectangles:
+                self.box_prompts_layer.add_rectangles(rectangles)
+            self.box_prompts_layer.features = box_features
+        self._layer_prompts = self._prompts_in_layers()
+        self._set_feature_defaults()  # setting features resets them
         self._style_points()
+
+    def _prompts_in_layers(self) -> dict[tuple[int, int], FramePrompt]:
+        """The point and box prompts the two prompts layers hold."""
+        points, boxes = self.prompts_layer, self.box_prompts_layer
+        return with_boxes(
+            prompts_from_layer(points.data, points.features),
+            boxes_from_layer(boxes.data, boxes.features),
+        )
 
     def object_color(self, obj_id: int) -> np.ndarray:
         return np.asarray(self.masks_layer.get_color(obj_id), dtype=float)
@@ -179,6 +209,7 @@ class TrackerController:
             "obj_id": self.current_object,
         }
         self.prompts_layer.current_face_color = self.object_color(self.current_object)
+        self.box_prompts_layer.feature_defaults = {"obj_id": self.current_object}
 
     # ----------------------------------------------------------------- objects
 
@@ -222,11 +253,11 @@ class TrackerController:
         """Remove an object: its prompts, masks and boxes on every frame."""
         self.queue.discard_object(obj_id)
         current = self.annotation_model.delete(obj_id)
-        layer = self.prompts_layer
-        doomed = np.flatnonzero(layer.features["obj_id"].to_numpy() == obj_id)
-        with layer.events.data.blocker(), layer.events.features.blocker():
-            layer.selected_data = set(doomed.tolist())
-            layer.remove_selected()
+        for layer in (self.prompts_layer, self.box_prompts_layer):
+            doomed = np.flatnonzero(layer.features["obj_id"].to_numpy() == obj_id)
+            with layer.events.data.blocker(), layer.events.features.blocker():
+                layer.selected_data = set(doomed.tolist())
+                layer.remove_selected()
         self._layer_prompts = {k: p for k, p in self._layer_prompts.items() if k[1] != obj_id}
         self._style_points()
         self.select_object(current)
@@ -266,9 +297,8 @@ class TrackerController:
 
     def _sync_prompts(self, _event=None) -> None:
         """Send every point change to the engine, however the points were edited."""
-        layer = self.prompts_layer
         try:
-            after = prompts_from_layer(layer.data, layer.features)
+            after = self._prompts_in_layers()
         except PromptError as exc:  # an object id edited to 0, say: keep what SAM 2 has
             show_warning(f"Ignored the change to the prompts: {exc}")
             return

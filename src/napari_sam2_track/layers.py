@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .boxes import Box, box_edges, box_from_edges
-from .prompts import FramePrompt, PromptError, PromptSet, prompts_from_points
+from .prompts import FramePrompt, PromptError, PromptSet, object_id, prompts_from_points
 from .results import TrackResults
 
 PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
+BOX_PROMPTS_LAYER = "SAM2 box prompts"
 PROMPT_FEATURES = ("label", "obj_id")
 BOX_FEATURES = ("obj_id", "frame", "name")
 
@@ -70,6 +71,54 @@ def boxes_layer_kwargs(size: float) -> dict:
         "edge_width": max(1.0, size / 4),
         "edge_color": "yellow",
     }
+
+
+def box_prompts_layer_kwargs(size: float) -> dict:
+    """Keyword arguments of the box prompts Shapes layer (feature ``obj_id``): one
+    rectangle per object and frame, drawn with the rectangle tool."""
+    return {
+        "ndim": 3,
+        "name": BOX_PROMPTS_LAYER,
+        "shape_type": "rectangle",
+        "face_color": "transparent",
+        "edge_width": max(1.0, size / 3),
+        "edge_color": "cyan",
+        "features": pd.DataFrame({"obj_id": pd.Series([], dtype=int)}),
+    }
+
+
+def prompt_boxes(prompts: PromptSet) -> tuple[list[np.ndarray], dict[str, list]]:
+    """Rectangles and features of the box prompts; inverse of :func:`boxes_from_layer`.
+    A prompt box is in SAM 2's pixel coordinates, as points are: corners map as they
+    are, ``(x, y)`` to ``(row y, column x)``."""
+    rectangles, features = [], {"obj_id": []}
+    for (frame, obj_id), prompt in prompts.items():
+        if prompt.box is not None:
+            x0, y0, x1, y1 = prompt.box
+            rectangles.append(
+                np.array([[frame, y0, x0], [frame, y0, x1], [frame, y1, x1], [frame, y1, x0]])
+            )
+            features["obj_id"].append(int(obj_id))
+    return rectangles, features
+
+
+def boxes_from_layer(shapes: list[np.ndarray], features) -> dict[tuple[int, int], tuple]:
+    """The box prompt each rectangle of a Shapes layer gives, by (frame, object id);
+    of two for one object on one frame, the later one."""
+    if len(shapes) == 0:
+        return {}
+    obj_ids = np.asarray(features["obj_id"], dtype=float)
+    boxes = {}
+    for corners, obj_id in zip(shapes, obj_ids, strict=True):
+        if not np.isfinite(obj_id):
+            continue  # drawn before its features were filled in
+        corners = np.asarray(corners, dtype=float)
+        rows, cols = corners[:, -2], corners[:, -1]
+        if np.ptp(rows) < 1 or np.ptp(cols) < 1:
+            continue  # a rectangle still being drawn, or a line
+        key = (round(float(corners[0, -3])), object_id(obj_id))
+        boxes[key] = (float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max()))
+    return boxes
 
 
 def prompt_points(prompts: PromptSet) -> tuple[np.ndarray, dict[str, list]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prompts import FramePrompt, PromptError, object_id, prompts_from_points
+from .prompts import FramePrompt, PromptError, object_id, prompts_from_points, with_boxes
 
 SIMPLE_COLUMNS = ("frame", "obj_id", "x", "y", "label")
 NAPARI_COLUMNS = ("axis-0", "axis-1", "axis-2", "label", "obj_id")
@@ -58,13 +58,7 @@ def read_prompts_csv(path: str | Path) -> dict[tuple[int, int], FramePrompt]:
         box_prompts = _boxes(boxes, path.name)
     except (ValueError, ArithmeticError) as exc:
         raise PromptError(f"{path.name} has a value that is not a number ({exc}).") from None
-    for key, box in box_prompts.items():
-        given = prompts.get(key)
-        if given is None:
-            prompts[key] = FramePrompt(box=box)
-        else:
-            prompts[key] = FramePrompt(points=given.points, labels=given.labels, box=box)
-    return dict(sorted(prompts.items()))
+    return dict(sorted(with_boxes(prompts, box_prompts).items()))
 
 
 def _split(

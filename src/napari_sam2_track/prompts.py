@@ -205,3 +205,18 @@ def prompts_from_points(
         xy = data[rows][:, [2, 1]]  # (row, col) -> (x, y)
         grouped[(frame, obj_id)] = FramePrompt(points=xy, labels=labels[rows])
     return grouped
+
+
+def with_boxes(
+    prompts: dict[tuple[int, int], FramePrompt], boxes: dict[tuple[int, int], tuple]
+) -> dict[tuple[int, int], FramePrompt]:
+    """Point prompts and box prompts ``(x0, y0, x1, y1)`` as one prompt per (frame,
+    object id), an object's points and box on one frame together."""
+    merged = dict(prompts)
+    for key, box in boxes.items():
+        given = merged.get(key)
+        if given is None:
+            merged[key] = FramePrompt(box=tuple(box))
+        else:
+            merged[key] = FramePrompt(points=given.points, labels=given.labels, box=tuple(box))
+    return merged
