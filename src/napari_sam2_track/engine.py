@@ -9,7 +9,9 @@ with none, at the earliest prompted frame, else the range's first frame), so aft
 correction on frame k only frames k and later change; backward mirrors this from the
 latest; "both" runs forward and then backward from the same start. A re-track stops
 where its masks have re-joined the previous ones (:mod:`.rejoin`), unless asked to go
-to the end; frames never tracked are always tracked.
+to the end; frames never tracked are always tracked. A run stopped in its last pass
+leaves dirty the frame after its last one and the dirty frames it had not reached, so
+the next run goes on from there.
 """
 
 from __future__ import annotations
