@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam2_track import models
+from napari_sam2_track.boxes import mask_to_box
 from napari_sam2_track.engine import TrackingSession
-from napari_sam2_track.results import mask_to_box
 from napari_sam2_track.synthetic import make_synthetic_video
 
 from synthetic_eval import correction_click, deepest_point

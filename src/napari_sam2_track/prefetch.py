@@ -56,6 +56,7 @@ class Prefetcher:
         self._failed_at: int | None = None  # a frame that failed to encode is not retried
         self._idle = threading.Event()  # set while no encode runs
         self._idle.set()
+        self._flight: _Flight | None = None  # the running worker's stop flag
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(SETTLE_MS)
@@ -91,8 +92,9 @@ class Prefetcher:
     def close(self, timeout: float = 60.0) -> None:
         """Stop for good, waiting for the encode in flight (the viewer is closing)."""
         self.pause()
-        if self._worker is not None:
-            self._idle.wait(timeout)
+        if self._flight is not None:
+            self._flight.stop()  # no encode starts after this
+        self._idle.wait(timeout)
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
@@ -110,8 +112,8 @@ class Prefetcher:
         )
         if not frames:
             return
-        self._idle.clear()
-        worker = _encode_frames(self.tracker, frames, self._idle)
+        self._flight = _Flight(self._idle)
+        worker = _encode_frames(self.tracker, frames, self._flight)
         worker.yielded.connect(self.encoded.emit)
         worker.finished.connect(self._finished)
         worker.errored.connect(lambda _exc, at=self._frame: setattr(self, "_failed_at", at))
@@ -124,11 +126,34 @@ class Prefetcher:
             self._timer.start()  # the view may have moved on meanwhile
 
 
+class _Flight:
+    """A worker's encodes: each begins only if not stopped, and clears ``idle`` while it
+    runs, both under one lock, so a closing viewer waits for exactly the one in flight."""
+
+    def __init__(self, idle: threading.Event):
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def begin(self) -> bool:
+        with self._lock:
+            if self._stopped:
+                return False
+            self.idle.clear()
+            return True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+
 @thread_worker(ignore_errors=True)
-def _encode_frames(tracker: Any, frames: list[int], idle: threading.Event):
-    try:
-        for frame in frames:
+def _encode_frames(tracker: Any, frames: list[int], flight: _Flight):
+    for frame in frames:
+        if not flight.begin():
+            return
+        try:
             tracker.encode(frame)
-            yield frame
-    finally:
-        idle.set()
+        finally:
+            flight.idle.set()
+        yield frame
