@@ -754,3 +754,25 @@ def test_a_drawn_box_gives_a_preview_and_survives_save_and_reopen(
     c.delete_object(2)
     assert list(c.box_prompts_layer.features["obj_id"]) == [1]
     assert c.session.prompts.get(6, 2) is None
+
+
+def test_the_speck_settings_reach_the_session(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from napari_sam2_track.specks import SpeckRule
+
+    viewer = make_napari_viewer()
+    viewer.open(str(video_file), plugin=PLUGIN)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
+    widget.speck_area.value, widget.speck_gap.value = 0.2, 0.5
+    widget.remove_specks.value = True
+    widget.model.value = models.DEFAULT_MODEL
+    widget.checkpoint.value = random_checkpoint
+    widget.image_size.value = 128
+    widget.device.value = "cpu"
+    widget.start_tracking()
+    qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
+    session = widget.controller.session
+    assert session.specks == SpeckRule(0.2, 0.5) and session.remove_specks
+    assert session.results.specks == session.specks
+    assert not widget.speck_area.enabled  # the session holds them now

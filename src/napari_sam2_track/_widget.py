@@ -31,6 +31,7 @@ from .notices import show_failure
 from .prompts import NEGATIVE, POSITIVE
 from .propagation import DIRECTIONS
 from .sam2_backend.feature_cache import default_budget
+from .specks import DEFAULT_SPECKS, SpeckRule
 from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
 
@@ -100,6 +101,27 @@ class TrackerWidget(Container):
             tooltip="Also keep image features in the user cache folder, so reopening this "
             "video with the same model and size encodes no frame again",
         )
+        self.speck_area = FloatSpinBox(
+            label="Speck area",
+            value=DEFAULT_SPECKS.area_share,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            tooltip="Boxes leave out pieces of a mask at most this share of its largest "
+            "piece's area and far from it (0: boxes span every pixel)",
+        )
+        self.speck_gap = FloatSpinBox(
+            label="Speck gap",
+            value=DEFAULT_SPECKS.gap_share,
+            min=0.0,
+            max=10.0,
+            step=0.01,
+            tooltip="Far: more than this share of the largest piece's longer side away",
+        )
+        self.remove_specks = CheckBox(
+            text="Remove specks from masks",
+            tooltip="Also take specks out of the masks (kept as SAM 2 gave them otherwise)",
+        )
         self.checkpoint = FileEdit(
             label="Checkpoint",
             mode="r",
@@ -151,6 +173,9 @@ class TrackerWidget(Container):
                 self.image_size,
                 self.feature_cache,
                 self.features_on_disk,
+                self.speck_area,
+                self.speck_gap,
+                self.remove_specks,
                 self.checkpoint,
                 self.start,
                 self.status,
@@ -213,6 +238,9 @@ class TrackerWidget(Container):
             self.image_size,
             self.feature_cache,
             self.features_on_disk,
+            self.speck_area,
+            self.speck_gap,
+            self.remove_specks,
             self.checkpoint,
             self.start,
         ):
@@ -308,6 +336,8 @@ class TrackerWidget(Container):
         session = TrackingSession(
             layer.data,
             model,
+            specks=SpeckRule(self.speck_area.value, self.speck_gap.value),
+            remove_specks=self.remove_specks.value,
             feature_cache_bytes=cache_bytes,
             features_on_disk=self.features_on_disk.value,
         )
