@@ -53,9 +53,10 @@ def video_file(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("video") / "shapes.mp4", video.frames)
 
 
-def start(viewer, qtbot, checkpoint, path=None):
+def start(viewer, qtbot, checkpoint, path=None, **settings):
     """Dock the widget and start tracking the newest video layer: with ``checkpoint``
-    on SAM 2.1 tiny at 128 px, without one on the model the widget offers."""
+    on SAM 2.1 tiny at 128 px, without one on the model the widget offers; ``settings``
+    are values of the widget's controls, by name."""
     if path is not None:
         viewer.open(str(path), plugin=PLUGIN)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
@@ -64,6 +65,8 @@ def start(viewer, qtbot, checkpoint, path=None):
         widget.checkpoint.value = checkpoint
         widget.image_size.value = 128
     widget.device.value = "cpu"
+    for name, value in settings.items():
+        getattr(widget, name).value = value
     widget.start_tracking()
     qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
     return widget, widget.controller
@@ -762,17 +765,9 @@ def test_the_speck_settings_reach_the_session(
     from napari_sam2_track.specks import SpeckRule
 
     viewer = make_napari_viewer()
-    viewer.open(str(video_file), plugin=PLUGIN)
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "SAM 2 Tracker")
-    widget.speck_area.value, widget.speck_gap.value = 0.2, 0.5
-    widget.remove_specks.value = True
-    widget.model.value = models.DEFAULT_MODEL
-    widget.checkpoint.value = random_checkpoint
-    widget.image_size.value = 128
-    widget.device.value = "cpu"
-    widget.start_tracking()
-    qtbot.waitUntil(lambda: widget.controller is not None, timeout=WAIT_MS)
-    session = widget.controller.session
+    specks = {"speck_area": 0.2, "speck_gap": 0.5, "remove_specks": True}
+    widget, c = start(viewer, qtbot, random_checkpoint, video_file, **specks)
+    session = c.session
     assert session.specks == SpeckRule(0.2, 0.5) and session.remove_specks
     assert session.results.specks == session.specks
     assert not widget.speck_area.enabled  # the session holds them now
