@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import UserError
+from .csv_rows import read_rows
+from .errors import UserError, os_reason
 from .propagation import DIRECTIONS, Direction
 
 REQUIRED_COLUMNS = ("video", "prompts")
@@ -81,12 +82,10 @@ def read_jobs_csv(path: str | Path) -> list[BatchJob]:
     """
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [(name or "").strip() for name in reader.fieldnames or []]
-            rows = [(reader.line_num, row) for row in reader]
+        header, rows = read_rows(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise JobsError(f"the jobs file {path} could not be read ({_reason(exc)}).") from None
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise JobsError(f"the jobs file {path} could not be read ({reason}).") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise JobsError(
@@ -99,12 +98,7 @@ def read_jobs_csv(path: str | Path) -> list[BatchJob]:
             f"{path.name} has a column {unknown[0]!r} that means nothing here; the columns "
             f"are {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}."
         )
-    jobs = []
-    for line, raw in rows:
-        values = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k}
-        if not any(values.values()):
-            continue  # a blank line
-        jobs.append(_job(values, path, line))
+    jobs = [_job(values, path, line) for line, values in rows]
     if not jobs:
         raise JobsError(f"{path.name} lists no videos.")
     check_unique_names(jobs)
@@ -206,9 +200,3 @@ def read_summary(out: str | Path) -> list[BatchResult]:
             )
             for row in csv.DictReader(handle)
         ]
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OSError):
-        return (exc.strerror or str(exc)).lower()
-    return str(exc)

@@ -31,8 +31,14 @@ def machine_problem(exc: BaseException) -> str | None:
             "or another --device."
         )
     if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename} could not be used ({(exc.strerror or str(exc)).lower()})."
+        return f"{exc.filename} could not be used ({os_reason(exc)})."
     return None
+
+
+def os_reason(exc: OSError) -> str:
+    """What the system said, for the parentheses of a sentence: "no space left on
+    device"."""
+    return (exc.strerror or str(exc)).lower()
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import platformdirs
 import pooch
 
-from .errors import UserError
+from .errors import UserError, os_reason
 
 CACHE_ENV = "NAPARI_SAM2_TRACK_CACHE"
 DEFAULT_MODEL = "sam2.1_hiera_tiny"
@@ -285,9 +285,8 @@ def ensure_checkpoint(
         # pooch raises ValueError for a hash mismatch, after deleting the temporary file.
         failure = [f"the download of {download} failed its checksum, so it was discarded", retry]
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
         failure = [
-            f"could not save {spec.name} to {target} ({reason})",
+            f"could not save {spec.name} to {target} ({os_reason(exc)})",
             f"check that the folder is writable and has room, or {by_hand}",
         ]
     else:

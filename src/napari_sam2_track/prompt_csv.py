@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .csv_rows import read_rows
 from .prompts import FramePrompt, PromptError, object_id, prompts_from_points, with_boxes
 
 SIMPLE_COLUMNS = ("frame", "obj_id", "x", "y", "label")
@@ -29,14 +30,9 @@ def read_prompts_csv(path: str | Path) -> dict[tuple[int, int], FramePrompt]:
     """One prompt per (frame, object id) from a CSV of points and/or boxes."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [(name or "").strip() for name in reader.fieldnames or []]
-            rows = [(reader.line_num, row) for row in reader]
+        header, rows = read_rows(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PromptError(f"the prompts file {path} could not be read ({exc}).") from None
-    rows = [(n, {k.strip(): (v or "").strip() for k, v in r.items() if k}) for n, r in rows]
-    rows = [(n, r) for n, r in rows if any(r.values())]  # blank lines
     if not rows:
         raise PromptError(f"the prompts file {path.name} holds no prompts.")
     boxes_too = set(BOX_COLUMNS) <= set(header)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, os_reason
 
 LOCK_FILE = ".lock"
 SAVE_WAIT_S = 2.0  # how long a save waits for another writer to finish
@@ -141,9 +141,8 @@ def _try_lock_or_say(fd: int, folder: Path) -> bool:
     except OSError as exc:  # NFS without a lock daemon, Lustre without its flock option
         if exc.errno not in _NO_LOCKS:
             raise
-        reason = (exc.strerror or str(exc)).lower()
         raise NoFileLocksError(
-            f"the file system of {folder} cannot lock files ({reason}), so two writers "
+            f"the file system of {folder} cannot lock files ({os_reason(exc)}), so two writers "
             "could overwrite each other's work there; write the session to another disk, "
             "or mount this one with file locks."
         ) from None

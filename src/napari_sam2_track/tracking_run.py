@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import UserError
+from .errors import UserError, os_reason
 from .propagation import Direction
 from .rejoin import RejoinRule
 from .specks import DEFAULT_SPECKS, SpeckRule
@@ -314,13 +314,11 @@ def _checkpoint(record: AnnotationModel, out: Path, hooks: _Hooks) -> bool:
     try:
         record.save(out)
     except OSError as exc:
-        hooks.warn(f"{out} could not be saved while tracking ({_reason(exc)}); tracking goes on.")
+        hooks.warn(
+            f"{out} could not be saved while tracking ({os_reason(exc)}); tracking goes on."
+        )
         return False
     return True
-
-
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
 
 
 def _save_or_rescue(record: AnnotationModel, out: Path) -> None:
@@ -339,10 +337,10 @@ def _save_or_rescue(record: AnnotationModel, out: Path) -> None:
             save_session(rescue, annotation, expected_version=None)
         except OSError as again:
             raise UserError(
-                f"{out} could not be written ({_reason(exc)}), nor could {rescue} "
-                f"({_reason(again)}); the tracked frames are lost."
+                f"{out} could not be written ({os_reason(exc)}), nor could {rescue} "
+                f"({os_reason(again)}); the tracked frames are lost."
             ) from exc
         raise UserError(
-            f"{out} could not be written ({_reason(exc)}); the tracked frames were saved to "
+            f"{out} could not be written ({os_reason(exc)}); the tracked frames were saved to "
             f"{rescue} instead: make room, then move that folder to where you want it."
         ) from exc
