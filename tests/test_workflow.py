@@ -564,13 +564,13 @@ def test_rapid_edits_coalesce_into_one_run_for_the_newest_points(
     viewer = make_napari_viewer()
     _, c = start(viewer, qtbot, random_checkpoint, video_file)
     calls = []
-    real = c.session.set_prompt
+    real = c.session.apply_prompt
 
-    def counting(frame, obj_id, points, *args, **kwargs):
-        calls.append(len(points))
-        return real(frame, obj_id, points, *args, **kwargs)
+    def counting(frame, obj_id, prompt):
+        calls.append(len(prompt.points))
+        return real(frame, obj_id, prompt)
 
-    c.session.set_prompt = counting
+    c.session.apply_prompt = counting
     viewer.dims.set_current_step(0, 0)
     for i in range(8):
         c.add_point(20 + 5 * i, 30)

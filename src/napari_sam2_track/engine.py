@@ -156,6 +156,11 @@ class TrackingSession:
             labels=np.zeros(0) if labels is None else labels,
             box=None if box is None else tuple(box),
         )
+        return self.apply_prompt(frame, obj_id, prompt)
+
+    def apply_prompt(self, frame: int, obj_id: int, prompt: FramePrompt) -> ObjectMask | None:
+        """Set one object's prompt on a frame, whatever it holds (points and a box, or a
+        mask); an empty one removes it. Its new mask, None when removed."""
         if prompt.empty:
             self.clear_prompt(frame, obj_id)
             return None

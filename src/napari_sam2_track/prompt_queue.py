@@ -84,10 +84,8 @@ class PromptQueue:
             try:
                 if prompt is None:
                     session.clear_prompt(frame, obj_id)
-                elif prompt.mask is not None:
-                    session.set_mask_prompt(frame, obj_id, prompt.mask)
                 else:
-                    session.set_prompt(frame, obj_id, prompt.points, prompt.labels, prompt.box)
+                    session.apply_prompt(frame, obj_id, prompt)
             except SessionBusyError:
                 self._requeue((frame, obj_id), prompt)
                 return

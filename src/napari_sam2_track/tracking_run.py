@@ -218,10 +218,7 @@ def _track_locked(
     if stored:
         session.restore(stored.prompts, stored.results, stored.pending_frames)
     for (frame, obj_id), prompt in changed.items():
-        if prompt.mask is not None:
-            session.set_mask_prompt(frame, obj_id, prompt.mask)
-        else:
-            session.set_prompt(frame, obj_id, prompt.points, prompt.labels, prompt.box)
+        session.apply_prompt(frame, obj_id, prompt)
     objects = {**(source.objects if source else {}), **(here.objects if here else {})}
     record = AnnotationModel(session, ref, objects, out, here)
     run = session.propagate(
