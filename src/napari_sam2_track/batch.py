@@ -143,12 +143,10 @@ def _dashboard_link(client: Any) -> str | None:
 
 
 def _check_exports(formats: Sequence[str]) -> None:
-    from .exports import EXPORTERS, ExportError
+    from .exports import get_exporter
 
     for format in formats:
-        if format not in EXPORTERS:
-            known = ", ".join(EXPORTERS)
-            raise ExportError(f"there is no export format {format!r}; choose one of {known}.")
+        get_exporter(format)
 
 
 def _check_model(model: ModelOptions) -> None:

@@ -129,12 +129,8 @@ def _within_worker_memory(model: ModelOptions) -> ModelOptions:
 
 
 def _worker_memory_limit() -> int | None:
-    try:
-        from distributed import get_worker
-
-        return get_worker().memory_manager.memory_limit
-    except (ImportError, ValueError, AttributeError):
-        return None
+    worker = current_worker()
+    return getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
 
 
 def _bug(exc: Exception) -> str:
@@ -218,13 +214,18 @@ def spread_device(device: str, gpus: int, worker_number: int | None) -> str:
     return device
 
 
-def _worker_number() -> int | None:
+def current_worker() -> Any:
+    """The Dask worker running this task, or None outside one."""
     try:
         from distributed import get_worker
 
-        name = get_worker().name
+        return get_worker()
     except (ImportError, ValueError):
         return None
+
+
+def _worker_number() -> int | None:
+    name = getattr(current_worker(), "name", None)
     return name if isinstance(name, int) else None
 
 
@@ -246,12 +247,7 @@ def usable_cores() -> int:
 
 
 def _task_slots() -> int:
-    try:
-        from distributed import get_worker
-
-        return get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        return 1
+    return getattr(getattr(current_worker(), "state", None), "nthreads", 1)
 
 
 # ----------------------------------------------------------------------- progress
@@ -277,13 +273,8 @@ class _Reporter:
         self._send(BatchEvent(self.name, result.frames, result=result))
 
     def _send(self, event: BatchEvent) -> None:
-        if self.topic is None:
-            return
-        try:
-            from distributed import get_worker
-
-            worker = get_worker()
-        except (ImportError, ValueError):  # run outside a Dask worker
+        worker = current_worker()
+        if self.topic is None or worker is None:  # no one to tell, or not on a worker
             return
         event = dataclasses.replace(event, worker_pid=os.getpid())
         try:

@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import BUG_TRACKER, UserError, machine_problem, sentence
@@ -312,13 +312,13 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
     )
 
 
-def track_options(args: argparse.Namespace, **overrides: Any) -> TrackOptions:
+def track_options(args: argparse.Namespace) -> TrackOptions:
     """What ``track`` (and each video of ``batch``) tracks and how often it saves."""
     from .rejoin import RejoinRule
     from .specks import SpeckRule
     from .tracking_run import TrackOptions
 
-    settings = dict(
+    return TrackOptions(
         direction=getattr(args, "direction", "forward"),
         start=getattr(args, "start", None),
         end=getattr(args, "end", None),
@@ -328,7 +328,6 @@ def track_options(args: argparse.Namespace, **overrides: Any) -> TrackOptions:
         specks=SpeckRule(args.speck_area, args.speck_gap),
         remove_specks=args.remove_specks,
     )
-    return TrackOptions(**{**settings, **overrides})
 
 
 @contextlib.contextmanager
@@ -379,8 +378,6 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .exports import check_target, export
     from .store import load_session
 
@@ -389,18 +386,8 @@ def run_export(args: argparse.Namespace) -> int:
     for warning in annotation.warnings:
         _warn(warning)
     told = len(annotation.warnings)
-    bars: list[tqdm] = []  # opened on the first frame: a refused export prints just its reason
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, unit="frame", desc="exporting", file=sys.stderr))
-        bars[0].update(done - bars[0].n)
-
-    try:
+    with _frame_bar("exporting") as progress:
         out = export(annotation, args.format, args.out, progress, write_images=args.images)
-    finally:
-        for bar in bars:
-            bar.close()
     for warning in annotation.warnings[told:]:  # masks found damaged as they were read
         _warn(warning)
     print(f"Exported {args.session} as {args.format} to {out}.", file=sys.stderr)

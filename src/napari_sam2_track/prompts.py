@@ -7,6 +7,7 @@ original frame. napari layers hold ``(frame, row, column)``;
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -214,9 +215,6 @@ def with_boxes(
     object id), an object's points and box on one frame together."""
     merged = dict(prompts)
     for key, box in boxes.items():
-        given = merged.get(key)
-        if given is None:
-            merged[key] = FramePrompt(box=tuple(box))
-        else:
-            merged[key] = FramePrompt(points=given.points, labels=given.labels, box=tuple(box))
+        given = merged.get(key, FramePrompt())
+        merged[key] = dataclasses.replace(given, box=tuple(box))
     return merged

@@ -123,9 +123,11 @@ class TrackResults:
             self._ensure(next(iter(self._chunk_of_frame)))
 
     def set(self, frame: int, obj_id: int, mask: np.ndarray | ObjectMask, score: float = 1.0):
-        if not isinstance(mask, ObjectMask):
-            mask = ObjectMask.from_mask(mask, score, self.specks)
-        entry = mask
+        entry = (
+            mask
+            if isinstance(mask, ObjectMask)
+            else ObjectMask.from_mask(mask, score, self.specks)
+        )
         size = tuple(entry.rle["size"])
         if size != (self.height, self.width):
             raise ValueError(

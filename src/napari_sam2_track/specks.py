@@ -49,9 +49,10 @@ KEEP_SPECKS = SpeckRule(area_share=0.0)  # every piece counts
 
 def box_without_specks(mask: np.ndarray, rule: SpeckRule = DEFAULT_SPECKS) -> Box | None:
     """The box of a mask's pieces that are not specks; None for an empty mask."""
-    pieces = _pieces(mask, rule)
+    box = mask_to_box(mask)
+    pieces = _pieces(mask, box, rule)
     if pieces is None:
-        return mask_to_box(mask)
+        return box
     x, y, _, slices, kept = pieces
     rows = [slices[i][0] for i in kept]
     cols = [slices[i][1] for i in kept]
@@ -62,11 +63,11 @@ def box_without_specks(mask: np.ndarray, rule: SpeckRule = DEFAULT_SPECKS) -> Bo
 
 def remove_specks(mask: np.ndarray, rule: SpeckRule = DEFAULT_SPECKS) -> np.ndarray:
     """The mask without its specks (the mask itself when it has none)."""
-    pieces = _pieces(mask, rule)
+    pieces = _pieces(mask, mask_to_box(mask), rule)
     if pieces is None:
         return mask
-    x, y, labels, _, kept = pieces
-    keep = np.zeros(int(labels.max()) + 1, bool)
+    x, y, labels, slices, kept = pieces
+    keep = np.zeros(len(slices) + 1, bool)
     keep[[i + 1 for i in kept]] = True
     cleaned = np.zeros(mask.shape, bool)
     height, width = labels.shape
@@ -74,12 +75,11 @@ def remove_specks(mask: np.ndarray, rule: SpeckRule = DEFAULT_SPECKS) -> np.ndar
     return cleaned
 
 
-def _pieces(mask: np.ndarray, rule: SpeckRule):
+def _pieces(mask: np.ndarray, box: Box | None, rule: SpeckRule):
     """The mask's pieces within its box: its corner, their labels and slices, and the
     indices of those kept; None when no piece can be a speck."""
     from scipy import ndimage
 
-    box = mask_to_box(mask)
     if box is None or rule.area_share == 0:
         return None
     x, y, width, height = box

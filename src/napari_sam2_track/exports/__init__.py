@@ -30,7 +30,7 @@ from .mot import write_mot
 from .yolo import write_yolo_detect, write_yolo_segment
 from .youtube_vis import write_youtube_vis
 
-__all__ = ["EXPORTERS", "ExportError", "Exporter", "check_target", "export"]
+__all__ = ["EXPORTERS", "ExportError", "Exporter", "check_target", "export", "get_exporter"]
 
 
 @dataclass(frozen=True)
@@ -181,13 +181,19 @@ def export(
     return out
 
 
-def check_target(format: str, out: str | Path, write_images: bool = False) -> None:
-    """Refuse, in one sentence and before any work, an output that cannot be written or
-    would overwrite what it should not: a session folder, or anything inside one."""
+def get_exporter(format: str) -> Exporter:
+    """The exporter of a format, or an :class:`ExportError` naming those there are."""
     exporter = EXPORTERS.get(format)
     if exporter is None:
         known = ", ".join(EXPORTERS)
         raise ExportError(f"there is no export format {format!r}; choose one of {known}.")
+    return exporter
+
+
+def check_target(format: str, out: str | Path, write_images: bool = False) -> None:
+    """Refuse, in one sentence and before any work, an output that cannot be written or
+    would overwrite what it should not: a session folder, or anything inside one."""
+    exporter = get_exporter(format)
     out = Path(out).absolute()
     if write_images and not exporter.images:
         carrying = ", ".join(name for name, e in EXPORTERS.items() if e.images)
