@@ -24,6 +24,7 @@ from napari_sam2_track.layers import (
     PROMPTS_LAYER,
     corners_to_box,
 )
+from napari_sam2_track.object_table import CLASS, NAME
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.synthetic import make_synthetic_video
@@ -100,6 +101,17 @@ def run_propagation(qtbot, widget):
         assert worker is not None
     assert widget.controller.propagation_worker is None
     return worker
+
+
+def table_row(widget, obj_id: int) -> int:
+    """The object table's row of an object."""
+    table = widget.objects
+    return [table.obj_id(row) for row in range(table.rowCount())].index(obj_id)
+
+
+def choose_object(widget, obj_id: int) -> None:
+    """Select an object in the table, as a click on its row does."""
+    widget.objects.selectRow(table_row(widget, obj_id))
 
 
 def rles(controller, frames, obj_id):
@@ -181,7 +193,8 @@ def test_seed_workflow_end_to_end(
     assert rles(c, range(8), 1) == before
 
     # A correction on frame 12 re-tracks frames 12.. and leaves earlier ones alone.
-    widget.object.value = 1
+    choose_object(widget, 1)
+    assert c.current_object == 1
     before = {o: rles(c, range(12), o) for o in (1,)}
     viewer.dims.set_current_step(0, 12)
     c.add_point(30, 30, NEGATIVE)
@@ -191,14 +204,14 @@ def test_seed_workflow_end_to_end(
     assert rles(c, range(12), 1) == before[1]
     assert session.pending_frames == []
     assert_layers_match_results(c)
-    widget.object_name.value = "red cup"
-    widget.object_class.value = "cup"
+    widget.objects.item(table_row(widget, 1), NAME).setText("red cup")
+    widget.objects.item(table_row(widget, 1), CLASS).setText("cup")
     registry = c.annotation_model.registry
     assert registry[1].name == "red cup" and registry[1].category == "cup"
     boxes = c.boxes_layer.features
     assert set(boxes["name"][boxes["obj_id"] == 1]) == {"red cup"}
     assert set(boxes["name"][boxes["obj_id"] == 2]) == {"object 2"}
-    assert widget.object.current_choice.endswith("red cup")
+    assert widget.objects.item(table_row(widget, 1), NAME).text() == "red cup"
 
     ARTIFACTS.mkdir(exist_ok=True)
     viewer.window.resize(1400, 900)
@@ -392,7 +405,7 @@ def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
     c.add_point(90, 120)
     wait_previews(qtbot, c)
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
-    widget.object.value = 2
+    choose_object(widget, 2)
     widget.delete_object.clicked()
     assert c.session.results.object_ids() == [1]
     assert set(c.boxes_layer.features["obj_id"]) == {1}
@@ -592,9 +605,9 @@ def test_keys_switch_objects_and_toggle_the_click_label(
 
     press("N")
     press("N")
-    assert c.current_object == 3 and widget.object.value == 3
+    assert c.current_object == 3 and widget.objects.current_id() == 3
     press(",")
-    assert c.current_object == 2 and widget.object.value == 2
+    assert c.current_object == 2 and widget.objects.current_id() == 2
     press(".")
     press(".")
     assert c.current_object == 1

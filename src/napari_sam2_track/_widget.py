@@ -12,40 +12,63 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
-    LineEdit,
     PushButton,
     RadioButtons,
     SpinBox,
 )
+from magicgui.widgets.bases import ButtonWidget
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtCore import Signal as QtSignal
-from qtpy.QtWidgets import QApplication, QWidget
+from qtpy.QtWidgets import QApplication, QFormLayout, QWidget
+from superqt import QCollapsible
 
 from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
 from .notices import show_failure
+from .object_table import ObjectRow, ObjectTable
 from .prompts import NEGATIVE, POSITIVE
 from .propagation import DIRECTIONS
 from .sam2_backend.feature_cache import default_budget
 from .specks import DEFAULT_SPECKS, SpeckRule
 from .store import MANIFEST
 from .synthetic import SYNTHETIC_KEY
+from .timeline_view import TimelineRow, TimelineView
 
 if TYPE_CHECKING:
     import napari
 
     from .controller import TrackerController
 
+#: Keys on the prompts layer, for what they do: (key, action, method of the widget).
+SHORTCUTS = (
+    ("N", "new object", "_on_new_object"),
+    (",", "previous object", None),
+    (".", "next object", None),
+    ("T", "toggle on / not on", None),
+    ("Shift+P", "propagate", "run_propagation"),
+    ("Shift+C", "cancel the propagation", "cancel_propagation"),
+    ("[", "previous problem", "previous_problem_frame"),
+    ("]", "next problem", "next_problem_frame"),
+)
 HELP = (
     "<b>Prompting</b>: select the SAM2 prompts layer in pan/zoom mode and click: "
     "left = on the object, right or Ctrl+click = not on it. Points added, moved or "
-    "deleted with napari's own tools count too. Keys on the prompts layer: N new "
-    "object, comma/period previous/next object, T toggle on/not on."
+    "deleted with napari's own tools count too. To prompt with a box, draw a rectangle "
+    "in SAM2 box prompts. Keys on the prompts layer: "
+    + ", ".join(f"<b>{key}</b> {action}" for key, action, _ in SHORTCUTS)
+    + ". In the object table: <b>Delete</b> removes, <b>H</b> hides or shows, "
+    "<b>F2</b> renames. Click the timeline to go to a frame."
 )
+
+
+def _key_button(text: str, tooltip: str, action: str) -> PushButton:
+    """A button whose tooltip names the key of its ``action`` in :data:`SHORTCUTS`."""
+    key = next(key for key, name, _ in SHORTCUTS if name == action)
+    return PushButton(text=text, tooltip=f"{tooltip} ({key} on the prompts layer)")
 
 
 def describe_video_layer(layer) -> str:
@@ -62,15 +85,17 @@ def describe_video_layer(layer) -> str:
 
 
 class TrackerWidget(Container):
-    """Video and model choice, objects, propagation, review and saving."""
+    """Video and model choice, objects, propagation, review and saving, in collapsible
+    groups; the track timeline docks below the canvas once tracking starts."""
 
     #: Emitted when an export has ended, written or not.
     export_finished = Signal()
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=False)
         self._viewer = napari_viewer
         self.controller: TrackerController | None = None
+        self.timeline: TimelineView | None = None
         self._model_status = ""
         self._build()
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -79,6 +104,11 @@ class TrackerWidget(Container):
         self._suggest_model(self.video_layer.value)
         self._update_enabled()
         self._fit = FitWhenShown(napari_viewer, self.native)
+        # The table's counts follow the states a few times a second, not every frame.
+        self._counts_timer = QTimer(self.native)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(250)
+        self._counts_timer.timeout.connect(self._refresh_counts)
 
     # ------------------------------------------------------------------ layout
 
@@ -130,11 +160,13 @@ class TrackerWidget(Container):
         )
         self.start = PushButton(text="Start tracking")
         self.status = Label(label="", value="No model loaded.")
-        self.object = ComboBox(label="Object", choices=[])
-        self.new_object = PushButton(text="New object (N)")
-        self.delete_object = PushButton(text="Delete object")
-        self.object_name = LineEdit(label="Name")
-        self.object_class = LineEdit(label="Class")
+        self.objects = ObjectTable()
+        self.new_object = _key_button("New object", "Add an object to track", "new object")
+        self.delete_object = PushButton(
+            text="Delete object",
+            tooltip="Remove the selected object: its prompts, masks and boxes everywhere "
+            "(Delete in the table)",
+        )
         self.point_label = RadioButtons(
             label="Click",
             choices=[("on the object", POSITIVE), ("not on it", NEGATIVE)],
@@ -151,11 +183,25 @@ class TrackerWidget(Container):
             tooltip="Off: a re-track stops where its masks re-join the previous ones",
         )
         self.follow = CheckBox(text="Follow frames while propagating", value=True)
-        self.propagate = PushButton(text="Propagate")
-        self.cancel = PushButton(text="Cancel")
-        self.min_score = FloatSpinBox(label="Review below", value=0.5, min=0, max=1, step=0.05)
-        self.previous_problem = PushButton(text="◀ Previous problem")
-        self.next_problem = PushButton(text="Next problem ▶")
+        self.propagate = _key_button("Propagate", "Track the objects", "propagate")
+        self.cancel = _key_button(
+            "Cancel",
+            "Stop after the frame in progress, keeping what was done",
+            "cancel the propagation",
+        )
+        self.min_score = FloatSpinBox(
+            label="Review below",
+            value=0.5,
+            min=0,
+            max=1,
+            step=0.05,
+            tooltip="Masks SAM 2 scores below this are problems (amber in the timeline)",
+        )
+        problem = "frame where the object has no mask or a low score"
+        self.previous_problem = _key_button(
+            "◀ Previous problem", f"The previous {problem}", "previous problem"
+        )
+        self.next_problem = _key_button("Next problem ▶", f"The next {problem}", "next problem")
         self.mask_prompt = PushButton(text="Send painted mask to SAM 2")
         self.folder = FileEdit(label="Session", mode="d", nullable=True)
         self.save = PushButton(text="Save")
@@ -164,65 +210,77 @@ class TrackerWidget(Container):
         self.export_to = FileEdit(label="to", mode="w", nullable=True)
         self.export_images = CheckBox(text="with frame images", value=False)
         self.export = PushButton(text="Export")
-        self.extend(
-            [
+        self.status.native.setWordWrap(True)
+        help_text = Label(value=HELP)
+        help_text.native.setWordWrap(True)
+        self.append(self.status)
+        self.groups = {
+            "Video and model": [
                 self.video_layer,
                 self.video_info,
                 self.model,
                 self.device,
                 self.image_size,
+                self.checkpoint,
                 self.feature_cache,
                 self.features_on_disk,
                 self.speck_area,
                 self.speck_gap,
                 self.remove_specks,
-                self.checkpoint,
                 self.start,
-                self.status,
-                self.object,
-                self.new_object,
-                self.delete_object,
-                self.object_name,
-                self.object_class,
+            ],
+            "Objects and prompts": [
+                self.objects,
+                Container(widgets=[self.new_object, self.delete_object], layout="horizontal"),
                 self.point_label,
+                self.mask_prompt,
+            ],
+            "Propagation": [
                 self.direction,
                 self.limit,
                 self.first_frame,
                 self.last_frame,
                 self.to_end,
                 self.follow,
-                self.propagate,
-                self.cancel,
+                Container(widgets=[self.propagate, self.cancel], layout="horizontal"),
+            ],
+            "Review": [
                 self.min_score,
-                self.previous_problem,
-                self.next_problem,
-                self.mask_prompt,
+                Container(widgets=[self.previous_problem, self.next_problem], layout="horizontal"),
+            ],
+            "Session and export": [
                 self.folder,
-                self.save,
-                self.open,
+                Container(widgets=[self.save, self.open], layout="horizontal"),
                 self.export_format,
                 self.export_to,
                 self.export_images,
                 self.export,
-                Label(value=HELP),
-            ]
-        )
-        self[-1].native.setWordWrap(True)
+            ],
+            "Help": [help_text],
+        }
+        #: The collapsible sections, by title.
+        self.sections = {title: _section(title, widgets) for title, widgets in self.groups.items()}
+        for section in self.sections.values():
+            self.native.layout().addWidget(section)
+        self.sections["Help"].collapse(animate=False)
+        self.native.layout().addStretch()
         self.video_layer.changed.connect(self._show_video_info)
         self.video_layer.changed.connect(self._suggest_model)
         self.model.changed.connect(self._on_model_chosen)
         self.start.clicked.connect(self.start_tracking)
-        self.object.changed.connect(self._on_object_chosen)
+        self.objects.object_selected.connect(self._on_object_chosen)
+        self.objects.object_renamed.connect(self._on_object_renamed)
+        self.objects.visibility_changed.connect(self._on_visibility)
+        self.objects.delete_requested.connect(lambda obj_id: self.controller.delete_object(obj_id))
         self.new_object.clicked.connect(self._on_new_object)
         self.delete_object.clicked.connect(self._on_delete_object)
-        self.object_name.changed.connect(self._on_object_renamed)
-        self.object_class.changed.connect(self._on_object_renamed)
         self.point_label.changed.connect(self._on_point_label)
         self.propagate.clicked.connect(self.run_propagation)
-        self.cancel.clicked.connect(lambda: self.controller and self.controller.cancel())
+        self.cancel.clicked.connect(self.cancel_propagation)
         self.follow.changed.connect(self._on_follow)
-        self.previous_problem.clicked.connect(lambda: self._review(-1))
-        self.next_problem.clicked.connect(lambda: self._review(1))
+        self.min_score.changed.connect(self._on_min_score)
+        self.previous_problem.clicked.connect(self.previous_problem_frame)
+        self.next_problem.clicked.connect(self.next_problem_frame)
         self.mask_prompt.clicked.connect(self._on_mask_prompt)
         self.save.clicked.connect(self.save_session)
         self.open.clicked.connect(self.open_session)
@@ -245,12 +303,10 @@ class TrackerWidget(Container):
             self.start,
         ):
             widget.enabled = not tracking
+        self.objects.setEnabled(tracking)
         for widget in (
-            self.object,
             self.new_object,
             self.delete_object,
-            self.object_name,
-            self.object_class,
             self.point_label,
             self.previous_problem,
             self.next_problem,
@@ -351,12 +407,16 @@ class TrackerWidget(Container):
             self._viewer, layer, session, registry, folder, stored=annotation
         )
         self.controller.follow = self.follow.value
+        self.controller.set_min_score(self.min_score.value)
         self.controller.objects_changed.connect(self._refresh_objects)
+        self.controller.states_changed.connect(self._on_states_changed)
         self.controller.propagation_finished.connect(self._update_enabled)
         self.controller.propagation_finished.connect(self._show_what_was_tracked)
+        self._bind_shortcuts(self.controller.prompts_layer)
+        self._dock_timeline()
         # Closing napari (or crashing after a propagation) must not lose work.
         controller = self.controller
-        self.native.destroyed.connect(lambda *_: controller.close())
+        self.native.destroyed.connect(lambda *_: _detach(controller))
         QApplication.instance().aboutToQuit.connect(controller.close)
         if folder is not None:
             self.folder.value = folder
@@ -364,6 +424,43 @@ class TrackerWidget(Container):
         self.status.value = self._model_status
         self._refresh_objects()
         self._update_enabled()
+        self.sections["Video and model"].collapse(animate=False)
+
+    def _bind_shortcuts(self, layer) -> None:
+        for key, _, method in SHORTCUTS:
+            if method is not None:
+                action = getattr(self, method)
+                layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
+
+    def _dock_timeline(self) -> None:
+        """The track timeline, docked below the canvas."""
+        c = self.controller
+        self.timeline = TimelineView(c.track_states)
+        self.timeline.frame_clicked.connect(self._go_to_frame)
+        self.timeline.object_clicked.connect(c.select_object)
+        self.timeline.destroyed.connect(self._forget_timeline)
+        self._viewer.dims.events.current_step.connect(self._show_current)
+        self._viewer.window.add_dock_widget(
+            self.timeline, name="SAM 2 timeline", area="bottom", tabify=False
+        )
+        self._refresh_objects()
+
+    def _forget_timeline(self, *_) -> None:
+        self.timeline = None  # its dock was closed
+
+    def _go_to_frame(self, frame: int) -> None:
+        self._viewer.dims.set_current_step(0, frame)
+
+    def _show_current(self, _event=None) -> None:
+        c = self.controller
+        if self.timeline is not None and c is not None:
+            self.timeline.set_current(c.current_frame(), c.current_object)
+
+    def _on_states_changed(self, _frames=None) -> None:
+        """Frames' states changed: the timeline draws again, the table's counts follow."""
+        if self.timeline is not None:
+            self.timeline.set_states(self.controller.track_states)
+        self._counts_timer.start()
 
     def _model_failed(self, exc: Exception) -> None:
         self.status.value = "No model loaded."
@@ -380,6 +477,11 @@ class TrackerWidget(Container):
         self._update_enabled()
         return worker
 
+    def cancel_propagation(self) -> None:
+        """Stop the propagation after the frame in progress."""
+        if self.controller is not None:
+            self.controller.cancel()
+
     def _show_what_was_tracked(self) -> None:
         summary = self.controller.last_summary
         self.status.value = self._model_status + (f" {summary}" if summary else "")
@@ -388,9 +490,22 @@ class TrackerWidget(Container):
         if self.controller is not None:
             self.controller.follow = value
 
-    def _review(self, step: int) -> None:
+    def _on_min_score(self, value: float) -> None:
         if self.controller is not None:
-            self.controller.next_review_frame(step, self.min_score.value)
+            self.controller.set_min_score(value)
+
+    def previous_problem_frame(self) -> int | None:
+        """Go to the previous frame where the current object has no mask or a low score."""
+        return self._review(-1)
+
+    def next_problem_frame(self) -> int | None:
+        """Go to the next frame where the current object has no mask or a low score."""
+        return self._review(1)
+
+    def _review(self, step: int) -> int | None:
+        if self.controller is None:
+            return None
+        return self.controller.next_review_frame(step, self.min_score.value)
 
     def _on_mask_prompt(self) -> None:
         if self.controller is not None:
@@ -400,32 +515,36 @@ class TrackerWidget(Container):
     # ---------------------------------------------------------------- objects
 
     def _refresh_objects(self) -> None:
+        """The table and the timeline show the objects as they are now."""
         c = self.controller
-        registry = c.annotation_model.registry
-        choices = [(f"{o} · {info.name}", o) for o, info in sorted(registry.items())]
-        with self.object.changed.blocked():
-            self.object.choices = choices
-            self.object.value = c.current_object
-        # The object's colour, as in the masks layer and on its prompt points.
-        red, green, blue = (int(v * 255) for v in c.object_color(c.current_object)[:3])
-        self.object.native.setStyleSheet(f"border-left: 8px solid rgb({red},{green},{blue});")
-        info = registry[c.current_object]
-        with self.object_name.changed.blocked(), self.object_class.changed.blocked():
-            self.object_name.value, self.object_class.value = info.name, info.category
+        rows = object_rows(c)
+        self.objects.show_objects(rows, c.current_object)
+        if self.timeline is not None:
+            timeline_rows = [TimelineRow(r.obj_id, r.name, r.rgba) for r in rows]
+            self.timeline.set_rows(timeline_rows, c.hidden)
+            self._show_current()
 
-    def _on_object_chosen(self, obj_id) -> None:
-        if self.controller is not None and obj_id is not None:
+    def _refresh_counts(self) -> None:
+        c = self.controller
+        if c is not None:
+            self.objects.show_objects(object_rows(c), c.current_object)
+
+    def _on_object_chosen(self, obj_id: int) -> None:
+        if self.controller is not None and obj_id != self.controller.current_object:
             self.controller.select_object(obj_id)
 
     def _on_new_object(self) -> None:
-        self.controller.new_object()
+        if self.controller is not None:
+            self.controller.new_object()
 
     def _on_delete_object(self) -> None:
         self.controller.delete_object(self.controller.current_object)
 
-    def _on_object_renamed(self, _value=None) -> None:
-        c = self.controller
-        c.rename_object(c.current_object, self.object_name.value, self.object_class.value)
+    def _on_object_renamed(self, obj_id: int, name: str, category: str) -> None:
+        self.controller.rename_object(obj_id, name, category)
+
+    def _on_visibility(self, obj_id: int, visible: bool) -> None:
+        self.controller.set_visible(obj_id, visible)
 
     def _on_point_label(self, value: int) -> None:
         if self.controller is not None and self.controller.current_label != value:
@@ -508,6 +627,48 @@ class TrackerWidget(Container):
         worker.finished.connect(self.export_finished.emit)
         worker.start()
         return worker
+
+
+def _detach(controller: TrackerController) -> None:
+    """The dock is gone: its views stop listening, and the work is kept."""
+    for signal in (controller.objects_changed, controller.states_changed):
+        signal.disconnect()
+    controller.close()
+
+
+def object_rows(controller: TrackerController) -> list[ObjectRow]:
+    """What the object table shows of each registered object."""
+    states = controller.track_states
+    return [
+        ObjectRow(
+            obj_id,
+            info.name,
+            info.category,
+            tuple(controller.object_color(obj_id)),
+            obj_id not in controller.hidden,
+            states.frames_with_mask(obj_id),
+            states.prompted_frames(obj_id),
+        )
+        for obj_id, info in sorted(controller.annotation_model.registry.items())
+    ]
+
+
+def _section(title: str, widgets: list) -> QCollapsible:
+    """A collapsible, expanded group of widgets (magicgui's or Qt's), labelled in a form."""
+    content = QWidget()
+    layout = QFormLayout(content)
+    layout.setContentsMargins(4, 0, 4, 4)
+    for widget in widgets:
+        if isinstance(widget, QWidget):
+            layout.addRow(widget)
+        elif isinstance(widget, ButtonWidget) or not widget.label:
+            layout.addRow(widget.native)
+        else:
+            layout.addRow(widget.label, widget.native)
+    section = QCollapsible(title)
+    section.addWidget(content)
+    section.expand(animate=False)
+    return section
 
 
 def _export_choices() -> list[tuple[str, str]]:

@@ -41,6 +41,7 @@ from .layers import (
     boxes_from_layer,
     boxes_layer_kwargs,
     changed_prompts,
+    hiding_colormap,
     marker_size,
     masks_layer_kwargs,
     next_frame_to_review,
@@ -61,6 +62,7 @@ from .prompt_queue import (
 )
 from .prompts import NEGATIVE, POSITIVE, FramePrompt, PromptError, with_boxes
 from .store import Annotation, ObjectInfo
+from .track_states import TrackStates
 from .video_ref import VideoRef
 
 _CLICK_TOLERANCE = 3  # screen pixels a click may move and still count as a click
@@ -75,6 +77,8 @@ class TrackerController:
     propagation_progressed = Signal(object)
     #: Emitted when a propagation has ended (finished, stopped or failed) and is shown.
     propagation_finished = Signal()
+    #: Emitted when :attr:`track_states` changed, with the frames (None: all or objects).
+    states_changed = Signal(object)
 
     def __init__(
         self,
@@ -100,7 +104,13 @@ class TrackerController:
         #: What the last propagation tracked, in a sentence (None: none has ended).
         self.last_summary: str | None = None
         self._layer_prompts: dict[tuple[int, int], FramePrompt] = {}
+        #: Objects hidden in the layers (their work stays and is saved).
+        self.hidden: set[int] = set()
+        #: Each object's state on each frame, for the timeline and the object table.
+        self.track_states = TrackStates(session.n_frames)
+        self._states_worker = None
         self._make_layers()
+        self.build_states()
         #: Encodes the frames on screen while idle, so a click there waits for no encode.
         self.prefetcher = Prefetcher(session.tracker, session.n_frames, self._idle)
         viewer.dims.events.current_step.connect(self._on_step)
@@ -115,6 +125,7 @@ class TrackerController:
                 self.viewer.layers.remove(name)
         size = marker_size(self.session.height, self.session.width)
         self.masks_layer = self.viewer.add_labels(self.volume, **masks_layer_kwargs())
+        self._colormap = self.masks_layer.colormap  # the object colours, hidden or not
         self.boxes_layer = self.viewer.add_shapes(**boxes_layer_kwargs(size))
         self.boxes = BoxesView(self.boxes_layer, self._boxes_of)
         self.box_prompts_layer = self.viewer.add_shapes(**box_prompts_layer_kwargs(size))
@@ -190,7 +201,8 @@ class TrackerController:
         )
 
     def object_color(self, obj_id: int) -> np.ndarray:
-        return np.asarray(self.masks_layer.get_color(obj_id), dtype=float)
+        """The object's RGBA colour, as the masks layer shows it when not hidden."""
+        return np.asarray(self._colormap.map(obj_id), dtype=float)
 
     def _style_points(self) -> None:
         layer = self.prompts_layer
@@ -202,6 +214,7 @@ class TrackerController:
         layer.face_color = np.array([self.object_color(o) for o in obj_ids])
         layer.symbol = np.where(positive, "disc", "x")
         layer.border_color = np.where(positive, "white", "red")
+        layer.shown = ~np.isin(obj_ids.to_numpy(), list(self.hidden))
 
     def _set_feature_defaults(self) -> None:
         self.prompts_layer.feature_defaults = {
@@ -227,7 +240,7 @@ class TrackerController:
         self.annotation_model.select(obj_id)
         self.masks_layer.selected_label = obj_id
         self._set_feature_defaults()
-        self.objects_changed.emit()
+        self._objects_changed()
 
     def rename_object(self, obj_id: int, name: str, category: str = "") -> None:
         """Give an object a new name and class; its boxes take the name at once."""
@@ -237,6 +250,23 @@ class TrackerController:
             features = features.copy()
             features.loc[features["obj_id"] == obj_id, "name"] = name
             self.boxes_layer.features = features
+        self._objects_changed()
+
+    def _objects_changed(self) -> None:
+        self.track_states.keep_objects(self.annotation_model.registry)
+        self.objects_changed.emit()
+
+    def set_visible(self, obj_id: int, visible: bool) -> None:
+        """Show or hide an object's mask, box and points; its work stays as it is."""
+        if visible:
+            self.hidden.discard(obj_id)
+        else:
+            self.hidden.add(obj_id)
+        self.masks_layer.colormap = hiding_colormap(
+            self._colormap, self.hidden, set(self.annotation_model.registry)
+        )
+        self._style_points()
+        self.boxes.mark_stale(None)
         self.objects_changed.emit()
 
     def cycle_object(self, step: int) -> int:
@@ -315,7 +345,7 @@ class TrackerController:
                     show_warning(f"Ignored a prompt: {exc}")
                     continue
                 if self.annotation_model.register(obj_id):
-                    self.objects_changed.emit()
+                    self._objects_changed()
             self.schedule_prompt(frame, obj_id, prompt)
 
     def schedule_prompt(self, frame: int, obj_id: int, prompt: FramePrompt | None) -> None:
@@ -428,6 +458,52 @@ class TrackerController:
         self.volume.invalidate(frames)
         self.masks_layer.refresh()
         self.boxes.mark_stale(frames)
+        self.update_states(frames)
+
+    # ------------------------------------------------------------ track states
+
+    def build_states(self) -> None:
+        """Read every frame's state again, in a worker (it reads every mask chunk)."""
+        if self._states_worker is not None:
+            self._states_worker.quit()
+        prompted = [key for key, _ in self.session.prompts.items()]
+        objects = list(self.annotation_model.registry)
+        worker = _states_worker(
+            self.session.results, prompted, objects, self.track_states.min_score
+        )
+        self._frames_since_build: set[int] = set()
+        worker.returned.connect(self._states_built)
+        worker.errored.connect(lambda exc: show_failure("Reading the track states", exc))
+        self._states_worker = worker
+        worker.start()
+
+    @property
+    def states_ready(self) -> bool:
+        """Whether :attr:`track_states` holds every frame (the first build has ended)."""
+        return self._states_worker is None
+
+    def _states_built(self, states: TrackStates) -> None:
+        self._states_worker = None
+        states.keep_objects(self.annotation_model.registry)
+        states.min_score = self.track_states.min_score
+        states.update(self.session.results, self.session.prompts, self._frames_since_build)
+        self.track_states = states
+        self.states_changed.emit(None)
+
+    def update_states(self, frames: list[int] | None) -> None:
+        """Take in the new states of ``frames`` (None: all of them, in a worker)."""
+        if frames is None:
+            self.build_states()
+            return
+        if self._states_worker is not None:
+            self._frames_since_build.update(frames)
+        self.track_states.update(self.session.results, self.session.prompts, frames)
+        self.states_changed.emit(frames)
+
+    def set_min_score(self, min_score: float) -> None:
+        """Count masks scored below ``min_score`` as uncertain (review, timeline)."""
+        self.track_states.min_score = min_score
+        self.states_changed.emit(None)
 
     def update_boxes(self) -> None:
         self.boxes.update()
@@ -438,7 +514,9 @@ class TrackerController:
     def _boxes_of(self, frames: set[int] | None) -> tuple[list, dict, np.ndarray]:
         """Rectangles, features and edge colours of the boxes on ``frames`` (None: all)."""
         names = {o: info.name for o, info in self.annotation_model.registry.items()}
-        rectangles, features = box_layer_data(self.session.results, names, frames)
+        rectangles, features = box_layer_data(
+            self.session.results, names, frames, hidden=self.hidden
+        )
         colors = np.array([self.object_color(o) for o in features["obj_id"]])
         return rectangles, features, colors
 
@@ -451,8 +529,10 @@ class TrackerController:
     def fold_paint(self) -> None:
         """Make painted frames the truth for the results (and so boxes and exports)."""
         painted = self.volume.take_painted()
+        results = self.session.results
         for frame, labels in painted.items():
-            fold_painted_frame(self.session.results, frame, labels)
+            for obj_id in fold_painted_frame(results, frame, labels):
+                self.track_states.mark_painted(frame, obj_id, results.get(frame, obj_id))
         if painted:
             self.refresh_frames(list(painted))
 
@@ -502,6 +582,11 @@ class TrackerController:
 @thread_worker(ignore_errors=True)
 def _preview_worker(session: TrackingSession, queue: PromptQueue):
     yield from queue.apply(session)
+
+
+@thread_worker(ignore_errors=True)
+def _states_worker(results, prompted, objects, min_score) -> TrackStates:
+    return TrackStates.build(results, prompted, objects, min_score)
 
 
 @thread_worker(ignore_errors=True)

@@ -61,6 +61,21 @@ def masks_layer_kwargs() -> dict:
     return {"name": MASKS_LAYER, "opacity": 0.5}
 
 
+def hiding_colormap(colormap, hidden: set[int], obj_ids: set[int]):
+    """``colormap`` (the masks layer's own) with the ``hidden`` objects transparent;
+    ``colormap`` itself when none is hidden. Other labels than ``obj_ids`` show grey."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    if not hidden:
+        return colormap
+    colors = {None: np.array([0.5, 0.5, 0.5, 1.0]), 0: np.zeros(4)}
+    for obj_id in obj_ids | hidden:
+        colors[obj_id] = (
+            np.zeros(4) if obj_id in hidden else np.asarray(colormap.map(obj_id), float)
+        )
+    return DirectLabelColormap(color_dict=colors)
+
+
 def boxes_layer_kwargs(size: float) -> dict:
     """Keyword arguments of the boxes Shapes layer (features as :data:`BOX_FEATURES`)."""
     return {
@@ -180,16 +195,19 @@ def corners_to_box(corners: np.ndarray) -> Box:
 
 
 def box_layer_data(
-    results: TrackResults, names: Mapping[int, str], frames: Iterable[int] | None = None
+    results: TrackResults,
+    names: Mapping[int, str],
+    frames: Iterable[int] | None = None,
+    hidden: set[int] = frozenset(),
 ) -> tuple[list[np.ndarray], dict[str, list]]:
     """Rectangles and features for a boxes Shapes layer: one per object per frame, on
-    every frame with results or only on ``frames``."""
+    every frame with results or only on ``frames``, leaving out ``hidden`` objects."""
     rectangles: list[np.ndarray] = []
     features: dict[str, list] = {name: [] for name in BOX_FEATURES}
     chosen = results if frames is None else ((f, results.frame(f)) for f in sorted(frames))
     for frame, objects in chosen:
         for obj_id, entry in sorted(objects.items()):
-            if entry.box is None:
+            if entry.box is None or obj_id in hidden:
                 continue
             rectangles.append(box_corners(frame, entry.box))
             features["obj_id"].append(obj_id)
