@@ -21,9 +21,17 @@ from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtCore import Signal as QtSignal
-from qtpy.QtWidgets import QApplication, QFormLayout, QWidget
+from qtpy.QtWidgets import (
+    QApplication,
+    QFormLayout,
+    QFrame,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 from superqt import QCollapsible
 
 from .errors import UserError
@@ -211,9 +219,12 @@ class TrackerWidget(Container):
         self.export_images = CheckBox(text="with frame images", value=False)
         self.export = PushButton(text="Export")
         self.status.native.setWordWrap(True)
+        self.video_info.native.setWordWrap(True)
+        wrapping = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        wrapping.setHeightForWidth(True)  # as tall as its wrapped lines
+        self.status.native.setSizePolicy(wrapping)
         help_text = Label(value=HELP)
         help_text.native.setWordWrap(True)
-        self.append(self.status)
         self.groups = {
             "Video and model": [
                 self.video_layer,
@@ -260,10 +271,9 @@ class TrackerWidget(Container):
         }
         #: The collapsible sections, by title.
         self.sections = {title: _section(title, widgets) for title, widgets in self.groups.items()}
-        for section in self.sections.values():
-            self.native.layout().addWidget(section)
+        parts = [self.status.native, *self.sections.values()]
+        self.native.layout().addWidget(_scrolling(parts))
         self.sections["Help"].collapse(animate=False)
-        self.native.layout().addStretch()
         self.video_layer.changed.connect(self._show_video_info)
         self.video_layer.changed.connect(self._suggest_model)
         self.model.changed.connect(self._on_model_chosen)
@@ -651,6 +661,32 @@ def object_rows(controller: TrackerController) -> list[ObjectRow]:
         )
         for obj_id, info in sorted(controller.annotation_model.registry.items())
     ]
+
+
+def _scrolling(widgets: list[QWidget]) -> QScrollArea:
+    """``widgets`` one above the other, scrolling when the dock is shorter than they are."""
+    body = QWidget()
+    layout = QVBoxLayout(body)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch()
+    area = _VerticalScrollArea()
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(body)
+    return area
+
+
+class _VerticalScrollArea(QScrollArea):
+    """Scrolls up and down only: as wide as the widest of what it holds."""
+
+    def minimumSizeHint(self) -> QSize:
+        width = (
+            self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        )
+        return QSize(width, super().minimumSizeHint().height())
 
 
 def _section(title: str, widgets: list) -> QCollapsible:

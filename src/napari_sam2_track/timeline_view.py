@@ -130,6 +130,10 @@ class TimelineView(QWidget):
         self._paint_ruler(painter, track)
         if self._rows:
             painter.drawImage(track, self._track_image(track.width()))
+            painter.setPen(self.palette().window().color())  # a line between rows
+            for index in range(1, len(self._rows)):
+                y = RULER_HEIGHT + index * ROW_HEIGHT
+                painter.drawLine(track.left(), y, track.right(), y)
         for index, row in enumerate(self._rows):
             self._paint_label(painter, index, row)
         x = self.x_of(self.current_frame)
@@ -142,7 +146,8 @@ class TimelineView(QWidget):
         painter.setPen(self.palette().text().color())
         n_frames = self._states.n_frames
         for frame in sorted({0, n_frames // 4, n_frames // 2, 3 * n_frames // 4, n_frames - 1}):
-            box = QRect(self.x_of(frame) - 40, 0, 80, RULER_HEIGHT)
+            left = min(max(self.x_of(frame) - 40, LABEL_WIDTH - 40), self.width() - 80)
+            box = QRect(left, 0, 80, RULER_HEIGHT)
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, str(frame))
         painter.drawText(
             QRect(MARGIN, 0, LABEL_WIDTH - MARGIN, RULER_HEIGHT),
