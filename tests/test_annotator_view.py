@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 from qtpy.QtCore import QPoint, Qt
 
@@ -11,7 +13,7 @@ from napari_sam2_track.object_table import CLASS, NAME, VISIBLE
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.timeline_view import RULER_HEIGHT, STATE_COLORS
 from napari_sam2_track.track_states import FrameState
-from test_workflow import N_FRAMES, propagate, start, table_row, wait_previews
+from test_workflow import N_FRAMES, PLUGIN, propagate, start, table_row, wait_previews
 
 # The annotation loop's fixtures: caches in a temporary folder, a short synthetic video.
 autosave_in_tmp = test_workflow.autosave_in_tmp
@@ -109,7 +111,7 @@ def test_the_timeline_shows_each_frames_state_live_and_a_click_jumps_there(
 
 
 def test_the_object_table_selects_renames_hides_and_deletes_by_keyboard(
-    make_napari_viewer, qtbot, video_file, random_checkpoint
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
 ):
     viewer, widget, c = tracking_two_objects(
         make_napari_viewer, qtbot, random_checkpoint, video_file
@@ -149,8 +151,12 @@ def test_the_object_table_selects_renames_hides_and_deletes_by_keyboard(
     assert (
         not c.prompts_layer.shown[obj_ids == 2].any() and c.prompts_layer.shown[obj_ids == 1].all()
     )
-    c.update_boxes()
     assert 2 not in set(viewer.layers[BOXES_LAYER].features["obj_id"])
+    viewer.layers.selection = {c.boxes_layer}
+    viewer.layers.save(str(tmp_path / "boxes.csv"), selected=True, plugin=PLUGIN)
+    with open(tmp_path / "boxes.csv") as handle:
+        saved = {int(row["obj_id"]) for row in csv.DictReader(handle)}
+    assert saved == {1, 2}  # hidden, not gone
     table.item(table_row(widget, 2), VISIBLE).setCheckState(Qt.CheckState.Checked)
     assert c.hidden == set()
     assert np.allclose(c.masks_layer.get_color(2), c.object_color(2))

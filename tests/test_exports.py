@@ -598,6 +598,46 @@ def test_shapes_writer_writes_the_same_csv_as_the_export(tmp_path, annotation):
     assert (tmp_path / "layer.csv").read_text() == exported.read_text()
 
 
+def test_shapes_writer_writes_every_box_of_a_live_source_then_the_layer_alone(tmp_path):
+    import gc
+
+    import napari.layers
+
+    from napari_sam2_track._writer import (
+        BOXES_SOURCE_KEY,
+        register_boxes_source,
+        write_boxes_csv,
+    )
+    from napari_sam2_track.layers import box_corners
+
+    class Video:  # every box of a video, of which the layer shows frame 2
+        def all_boxes(self):
+            features = {"obj_id": [7] * 5, "frame": list(range(5)), "name": ["cup"] * 5}
+            return [box_corners(f, (2 + f, 3, 4, 5)) for f in range(5)], features
+
+    alive = [Video()]  # a list, as napari may keep a snapshot of this frame's locals
+    layer = napari.layers.Shapes(
+        [box_corners(2, (4, 3, 4, 5))],
+        shape_type="rectangle",
+        features={"obj_id": [7], "frame": [2], "name": ["cup"]},
+        metadata={BOXES_SOURCE_KEY: register_boxes_source(alive[0])},
+    )
+
+    def saved_rows() -> list[list[str]]:
+        data, attributes, _ = layer.as_layer_data_tuple()  # as Save Layers passes them
+        write_boxes_csv(str(tmp_path / "boxes.csv"), data, attributes)
+        with open(tmp_path / "boxes.csv", newline="") as handle:
+            return list(csv.reader(handle))[1:]
+
+    def row(frame: int) -> list[str]:
+        return [str(frame), "7", "cup", "object", str(2 + frame), "3", str(6 + frame), "8", ""]
+
+    assert saved_rows() == [row(f) for f in range(5)]
+    alive.clear()  # the annotation closed: the layer's own boxes are all there is
+    gc.collect()
+    assert saved_rows() == [row(2)]
+
+
 def test_exports_need_neither_qt_nor_torch():
     code = (
         "import sys, napari_sam2_track.exports, napari_sam2_track._writer; "

@@ -6,6 +6,7 @@ save, close, restore and continue.
 
 from __future__ import annotations
 
+import csv
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,19 +124,45 @@ def assert_layers_match_results(controller):
     results = controller.session.results
     for frame in range(N_FRAMES):
         np.testing.assert_array_equal(controller.masks_layer.data[frame], results.labels(frame))
+    assert_shown_boxes_match_results(controller)  # as the last change left them
     expected = {(f, o): b for f in range(N_FRAMES) for o, b in results.boxes(f).items()}
     assert drawn_boxes(controller) == expected
-    assert set(controller.boxes_layer.shape_type) <= {"rectangle"}
 
 
-def drawn_boxes(controller) -> dict[tuple[int, int], tuple]:
-    """The boxes layer's boxes by (frame, object)."""
+def shown_boxes(controller) -> dict[tuple[int, int], tuple]:
+    """The boxes layer's boxes by (frame, object): the boxes of the frame on screen."""
     boxes = controller.boxes_layer
     keys = zip(boxes.features["frame"], boxes.features["obj_id"], strict=True)
-    return {
+    shown = {
         (int(f), int(o)): corners_to_box(rect)
         for rect, (f, o) in zip(boxes.data, keys, strict=True)
     }
+    assert {f for f, _ in shown} <= {controller.current_frame()}
+    assert {int(rect[0, 0]) for rect in boxes.data} <= {controller.current_frame()}
+    return shown
+
+
+def assert_shown_boxes_match_results(controller):
+    """The layer holds the boxes of the frame on screen, named as their objects are."""
+    frame, boxes = controller.current_frame(), controller.boxes_layer
+    expected = {(frame, o): b for o, b in controller.session.results.boxes(frame).items()}
+    assert shown_boxes(controller) == expected
+    assert set(boxes.shape_type) <= {"rectangle"}
+    registry = controller.annotation_model.registry
+    names = [registry[o].name for o in boxes.features["obj_id"]]
+    assert list(boxes.features["name"]) == names
+
+
+def drawn_boxes(controller) -> dict[tuple[int, int], tuple]:
+    """The boxes the layer shows on every frame, by (frame, object), stepping the viewer
+    through the frames and back."""
+    dims, drawn = controller.viewer.dims, {}
+    here = dims.current_step[0]
+    for frame in range(controller.session.n_frames):
+        dims.set_current_step(0, frame)
+        drawn.update(shown_boxes(controller))
+    dims.set_current_step(0, here)
+    return drawn
 
 
 @dataclass
@@ -208,9 +235,12 @@ def test_seed_workflow_end_to_end(
     widget.objects.item(table_row(widget, 1), CLASS).setText("cup")
     registry = c.annotation_model.registry
     assert registry[1].name == "red cup" and registry[1].category == "cup"
-    boxes = c.boxes_layer.features
+    boxes = c.boxes_layer.features  # the frame on screen takes the name at once
     assert set(boxes["name"][boxes["obj_id"] == 1]) == {"red cup"}
     assert set(boxes["name"][boxes["obj_id"] == 2]) == {"object 2"}
+    viewer.dims.set_current_step(0, 9)  # and other frames when shown
+    assert_shown_boxes_match_results(c)
+    assert set(c.boxes_layer.features["name"]) == {"red cup", "object 2"}
     assert widget.objects.item(table_row(widget, 1), NAME).text() == "red cup"
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -358,19 +388,19 @@ def test_paint_edits_become_the_truth_and_can_prompt_sam2(
     box = c.session.results.get(2, 1).box
     x, y, w, h = box
     assert x + w - 1 >= 150 and y + h - 1 >= 100
-    qtbot.waitUntil(lambda: drawn_boxes(c).get((2, 1)) == box, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown_boxes(c).get((2, 1)) == box, timeout=WAIT_MS)
     viewer.dims.set_current_step(0, 10)  # a frame SAM 2 has not reached: a new box
     labels.paint((10, 100, 150), 1)
     qtbot.waitUntil(lambda: c.session.results.get(10, 1) is not None, timeout=WAIT_MS)
     box = c.session.results.get(10, 1).box
     assert box[2] <= 5 and box[3] <= 5
-    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
     labels.undo()  # as Ctrl+Z does: no paint event, yet the results must follow
     qtbot.waitUntil(lambda: c.session.results.get(10, 1).box is None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: (10, 1) not in drawn_boxes(c), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (10, 1) not in shown_boxes(c), timeout=WAIT_MS)
     labels.redo()
     qtbot.waitUntil(lambda: c.session.results.get(10, 1).box == box, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown_boxes(c).get((10, 1)) == box, timeout=WAIT_MS)
     viewer.dims.set_current_step(0, 2)
     widget.mask_prompt.clicked()
     wait_previews(qtbot, c)
@@ -387,10 +417,10 @@ def test_fill_bucket_and_polygon_edits_become_the_truth(
     qtbot.waitUntil(lambda: c.session.results.get(10, 1) is not None, timeout=WAIT_MS)
     x, y, w, h = c.session.results.get(10, 1).box
     assert (x, y) == (30, 20) and abs(w - 31) <= 1 and abs(h - 21) <= 1
-    qtbot.waitUntil(lambda: drawn_boxes(c).get((10, 1)) == (x, y, w, h), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown_boxes(c).get((10, 1)) == (x, y, w, h), timeout=WAIT_MS)
     labels.fill((10, 30, 45), 0)  # the bucket, with the background label: erased
     qtbot.waitUntil(lambda: c.session.results.get(10, 1).box is None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: (10, 1) not in drawn_boxes(c), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (10, 1) not in shown_boxes(c), timeout=WAIT_MS)
     assert not np.asarray(labels.data[10]).any()
 
 
@@ -406,9 +436,11 @@ def test_deleting_an_object_removes_its_masks_and_boxes_everywhere(
     wait_previews(qtbot, c)
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
     choose_object(widget, 2)
+    assert set(c.boxes_layer.features["obj_id"]) == {1, 2}
     widget.delete_object.clicked()
     assert c.session.results.object_ids() == [1]
     assert set(c.boxes_layer.features["obj_id"]) == {1}
+    assert {o for _, o in drawn_boxes(c)} == {1}
     assert set(c.prompts_layer.features["obj_id"]) == {1}
     assert all(2 not in np.unique(c.masks_layer.data[f]) for f in range(4))
 
@@ -465,6 +497,43 @@ def test_review_jumps_to_frames_without_a_mask(
     assert viewer.dims.current_step[0] == 6
     widget.previous_problem.clicked()
     assert viewer.dims.current_step[0] == 3
+
+
+def test_the_boxes_layer_holds_the_frame_on_screen_and_redraws_only_that(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+    c.new_object()
+    results = c.session.results
+    for frame in range(6):  # as a propagation leaves them: object 1 moving right
+        for obj_id, row in ((1, 10), (2, 60)):
+            mask = np.zeros((120, 160), bool)
+            mask[row : row + 10, 10 * frame : 10 * frame + 20] = True
+            results.set(frame, obj_id, mask)
+    viewer.dims.set_current_step(0, 2)
+    c.refresh_frames(list(range(6)))
+    assert shown_boxes(c) == {(2, 1): (20, 10, 20, 10), (2, 2): (20, 60, 20, 10)}
+    drawn = []
+    boxes_of = c.boxes._boxes_of
+    c.boxes._boxes_of = lambda frames, hidden: drawn.append(frames) or boxes_of(frames, hidden)
+
+    c.refresh_frames([0, 4, 5])  # off screen: drawn when shown, not now
+    viewer.dims.set_current_step(0, 2)  # no step: nothing to draw
+    assert drawn == []
+    results.set(2, 1, np.zeros((120, 160), bool))
+    c.refresh_frames([1, 2, 3])  # the frame on screen is redrawn at once, once
+    assert drawn == [{2}] and shown_boxes(c) == {(2, 2): (20, 60, 20, 10)}
+    viewer.dims.set_current_step(0, 5)
+    assert drawn == [{2}, {5}]
+    assert_shown_boxes_match_results(c)
+    assert shown_boxes(c)[5, 1] == (50, 10, 20, 10)
+    viewer.dims.set_current_step(0, 9)  # a frame without boxes
+    assert len(c.boxes_layer.data) == 0 and len(c.boxes_layer.features) == 0
+    c.update_boxes()  # the layer is current: nothing to draw
+    assert drawn == [{2}, {5}, {9}]
+    c.boxes._boxes_of = boxes_of
+    assert_layers_match_results(c)
 
 
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
@@ -564,8 +633,18 @@ def test_export_from_the_widget_and_save_layers_through_the_writers(
     # File > Save Layers offers this plugin's writers for the masks and the boxes.
     viewer.layers.selection = {c.boxes_layer}
     viewer.layers.save(str(tmp_path / "boxes.csv"), selected=True, plugin=PLUGIN)
-    lines = (tmp_path / "boxes.csv").read_text().splitlines()
-    assert len(lines) - 1 == sum(len(c.session.results.boxes(f)) for f in range(4))
+    with open(tmp_path / "boxes.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    saved = {
+        (int(r["frame"]), int(r["obj_id"])): tuple(int(r[k]) for k in ("x0", "y0", "x1", "y1"))
+        for r in rows
+    }
+    results = c.session.results
+    expected = {(f, o): box_edges(b) for f in range(N_FRAMES) for o, b in results.boxes(f).items()}
+    assert len(rows) == len(saved) == len(expected) >= 4  # every box, not the frame shown
+    assert saved == expected
+    assert len(c.boxes_layer.data) < len(rows)
+    assert {r["name"] for r in rows} == {c.annotation_model.registry[1].name}
     viewer.layers.selection = {c.masks_layer}
     viewer.layers.save(str(tmp_path / "davis"), selected=True, plugin=PLUGIN)
     assert len(list((tmp_path / "davis").glob("*.png"))) == N_FRAMES

@@ -6,8 +6,10 @@ Both write all or nothing, like the session exports, and use the same convention
 
 from __future__ import annotations
 
+import uuid
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +19,25 @@ from .exports._common import atomic_output, frame_file
 from .exports.davis import FRAME_DIGITS, check_object_count, write_index_png
 from .layers import corners_to_box
 from .store import DEFAULT_CLASS
+
+#: Metadata key of a boxes layer that shows part of a video's boxes: its value is a
+#: token naming the source of them all (a string, as napari may copy metadata).
+BOXES_SOURCE_KEY = "sam2_track_boxes"
+
+
+class BoxesSource(Protocol):
+    def all_boxes(self) -> tuple[list[np.ndarray], dict[str, list]]:
+        """Rectangles and features (``obj_id``, ``frame``...) of every box."""
+
+
+_sources: weakref.WeakValueDictionary[str, BoxesSource] = weakref.WeakValueDictionary()
+
+
+def register_boxes_source(source: BoxesSource) -> str:
+    """The token under which the boxes writer finds ``source`` while it lives."""
+    token = uuid.uuid4().hex
+    _sources[token] = source
+    return token
 
 
 def write_labels_davis(path: str, data: Any, attributes: dict) -> list[str]:
@@ -47,14 +68,12 @@ def write_boxes_csv(path: str, data: Any, attributes: dict) -> list[str]:
 
     Optional ``name``, ``class`` and ``score`` features fill those columns. Each
     rectangle becomes the box whose pixel edges lie nearest its sides
-    (:func:`~napari_sam2_track.layers.corners_to_box`).
+    (:func:`~napari_sam2_track.layers.corners_to_box`). A layer whose metadata names
+    a live source (:data:`BOXES_SOURCE_KEY`) is written with every box of that source.
     """
-    features = attributes.get("features")
-    if features is None or len(features) == 0:
-        features = attributes.get("properties") or {}
+    data, features, shape_types = _boxes_to_write(data, attributes)
     if len(data) and "obj_id" not in features:
         raise ExportError("the boxes layer has no obj_id feature, which the CSV needs.")
-    shape_types = attributes.get("shape_type") or ["rectangle"] * len(data)
     rows = []
     for index, (corners, kind) in enumerate(zip(data, shape_types, strict=True)):
         if kind != "rectangle":
@@ -80,9 +99,25 @@ def write_boxes_csv(path: str, data: Any, attributes: dict) -> list[str]:
     return [str(path)]
 
 
+def _boxes_to_write(data: Any, attributes: dict) -> tuple[Any, dict, list[str]]:
+    """Rectangles, features (columns as arrays) and shape types: the source's if the
+    layer names a live one, else the layer's own."""
+    token = (attributes.get("metadata") or {}).get(BOXES_SOURCE_KEY)
+    source = _sources.get(token) if isinstance(token, str) else None
+    if source is not None:
+        data, features = source.all_boxes()
+        shape_types = ["rectangle"] * len(data)
+    else:
+        features = attributes.get("features")
+        if features is None or len(features) == 0:
+            features = attributes.get("properties") or {}
+        shape_types = attributes.get("shape_type") or ["rectangle"] * len(data)
+    return data, {name: np.asarray(column) for name, column in features.items()}, shape_types
+
+
 def _feature(features: Any, name: str, index: int) -> Any:
     if name not in features:
         return None
-    value = np.asarray(features[name])[index]
+    value = features[name][index]
     missing = isinstance(value, (float, np.floating)) and np.isnan(value)
     return None if missing else value

@@ -1,7 +1,9 @@
-"""The boxes layer kept in step with the results, a few frames at a time.
+"""The boxes layer: the boxes of the frame on screen, kept in step with the results.
 
-A Shapes layer takes seconds to rebuild at 10,000 boxes, so after the first drawing
-only the frames whose masks changed are drawn again, batched by a short timer.
+A Shapes layer's every add, remove or data change costs time in proportion to the
+shapes it holds, so the layer holds one frame's boxes and swaps them as the viewer
+steps: what the viewer's thread spends never grows with the video's length. *Save
+Layers* still writes every box, through the token the layer's metadata carries.
 """
 
 from __future__ import annotations
@@ -11,61 +13,71 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import QTimer
 
-#: ``boxes_of(frames)``: rectangles, features and edge colours on ``frames`` (None: all).
-BoxesOf = Callable[[set[int] | None], tuple[list, dict, np.ndarray]]
+from ._writer import BOXES_SOURCE_KEY, register_boxes_source
+
+#: ``boxes_of(frames, hidden)``: rectangles, features and edge colours on ``frames``
+#: (None: all), leaving out the objects in ``hidden``.
+BoxesOf = Callable[[set[int] | None, set[int]], tuple[list, dict, np.ndarray]]
 
 
 class BoxesView:
-    """Draws the boxes of ``boxes_of`` into a Shapes layer and keeps them current."""
+    """Shows the boxes of the frame on screen in a Shapes layer and keeps them current.
 
-    def __init__(self, layer: Any, boxes_of: BoxesOf, delay_ms: int = 300):
-        self.layer = layer
-        self._boxes_of = boxes_of
-        self._stale: set[int] | None = set()  # frames out of date; None: all
-        self._timer = QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self.update)
+    Parameters
+    ----------
+    layer : napari.layers.Shapes
+        The layer to draw into; it holds the boxes of one frame at a time.
+    boxes_of : BoxesOf
+        The boxes on some frames (None: all), from the results as they stand.
+    hidden : set of int
+        Objects whose boxes are not shown (still saved); the caller updates it.
+    dims : napari.components.Dims
+        The viewer's dims; axis 0 is the video's time axis.
+    """
+
+    def __init__(self, layer: Any, boxes_of: BoxesOf, dims: Any, hidden: set[int]):
+        self.layer, self._boxes_of, self._dims = layer, boxes_of, dims
+        self.hidden = hidden
+        self.shown: int | None = None  # the frame whose boxes the layer holds
+        token = register_boxes_source(self)
+        layer.metadata = {**layer.metadata, BOXES_SOURCE_KEY: token}
+        dims.events.current_step.connect(self._on_step)
+
+    def frame_on_screen(self) -> int:
+        return int(self._dims.current_step[0])
 
     def mark_stale(self, frames: list[int] | None) -> None:
-        """Note frames whose boxes changed (None: all); they are drawn after a pause."""
-        if frames is None or self._stale is None:
-            self._stale = None
-        else:
-            self._stale.update(frames)
-        if not self._timer.isActive():
-            self._timer.start()
+        """Frames whose boxes changed (None: all): the layer is redrawn at once if the
+        frame on screen is among them, and other frames are drawn when shown."""
+        if frames is None or self.frame_on_screen() in frames:
+            self.rebuild()
 
     def update(self) -> None:
-        """Bring the layer up to date now, as cheaply as it can."""
-        self._timer.stop()
-        frames, self._stale = self._stale, set()
-        if frames is None:
+        """Make sure the layer shows the frame on screen (it does unless a step was
+        missed); draws nothing otherwise."""
+        if self.shown != self.frame_on_screen():
             self.rebuild()
-        elif frames:
-            self._replace(frames)
 
     def rebuild(self) -> None:
-        """Draw every box again (at the start, and when an object is deleted)."""
-        self._stale = set()
-        rectangles, features, colors = self._boxes_of(None)
-        self.layer.data = [(rectangle, "rectangle") for rectangle in rectangles]
-        self.layer.features = pd.DataFrame(features)
-        if rectangles:
-            self.layer.edge_color = colors
-
-    def _replace(self, frames: set[int]) -> None:
-        rectangles, features, colors = self._boxes_of(frames)
+        """Draw the boxes of the frame on screen again, from the results."""
+        frame = self.frame_on_screen()
+        rectangles, features, colors = self._boxes_of({frame}, self.hidden)
         layer = self.layer
-        shown = layer.features["frame"].to_numpy() if len(layer.data) else np.zeros(0)
-        stale = np.flatnonzero(np.isin(shown, list(frames)))
-        if len(stale):
-            layer.selected_data = set(stale.tolist())
-            layer.remove_selected()
-        if rectangles:
-            n_kept = len(layer.data)
-            layer.add(rectangles, shape_type="rectangle", edge_color=colors)
-            kept = layer.features.iloc[:n_kept]  # the added rows hold napari's defaults
-            layer.features = pd.concat([kept, pd.DataFrame(features)], ignore_index=True)
+        # The boxes lie within the video's frames, so the viewer's dims, which a data
+        # event recomputes at a cost of milliseconds, need no update.
+        with layer.events.data.blocker():
+            layer.data = [(rectangle, "rectangle") for rectangle in rectangles]
+        layer.features = pd.DataFrame(features)
+        # The data setter keeps each slot's colour: the same objects keep theirs.
+        if rectangles and not np.array_equal(layer.edge_color, colors):
+            layer.edge_color = colors
+        self.shown = frame
+
+    def all_boxes(self) -> tuple[list[np.ndarray], dict[str, list]]:
+        """Rectangles and features of every box of the video, for *Save Layers*."""
+        rectangles, features, _ = self._boxes_of(None, set())
+        return rectangles, features
+
+    def _on_step(self, _event: Any = None) -> None:
+        self.update()

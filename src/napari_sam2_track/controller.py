@@ -127,7 +127,7 @@ class TrackerController:
         self.masks_layer = self.viewer.add_labels(self.volume, **masks_layer_kwargs())
         self._colormap = self.masks_layer.colormap  # the object colours, hidden or not
         self.boxes_layer = self.viewer.add_shapes(**boxes_layer_kwargs(size))
-        self.boxes = BoxesView(self.boxes_layer, self._boxes_of)
+        self.boxes = BoxesView(self.boxes_layer, self._boxes_of, self.viewer.dims, self.hidden)
         self.box_prompts_layer = self.viewer.add_shapes(**box_prompts_layer_kwargs(size))
         self.prompts_layer = self.viewer.add_points(np.zeros((0, 3)), **prompts_layer_kwargs(size))
         self._set_feature_defaults()
@@ -245,11 +245,7 @@ class TrackerController:
     def rename_object(self, obj_id: int, name: str, category: str = "") -> None:
         """Give an object a new name and class; its boxes take the name at once."""
         self.annotation_model.rename(obj_id, name, category)
-        features = self.boxes_layer.features
-        if len(features):  # only the names change: no need to draw the boxes again
-            features = features.copy()
-            features.loc[features["obj_id"] == obj_id, "name"] = name
-            self.boxes_layer.features = features
+        self.rebuild_boxes()  # the names on screen; other frames take them when shown
         self._objects_changed()
 
     def _objects_changed(self) -> None:
@@ -511,13 +507,15 @@ class TrackerController:
     def rebuild_boxes(self) -> None:
         self.boxes.rebuild()
 
-    def _boxes_of(self, frames: set[int] | None) -> tuple[list, dict, np.ndarray]:
-        """Rectangles, features and edge colours of the boxes on ``frames`` (None: all)."""
+    def _boxes_of(
+        self, frames: set[int] | None, hidden: set[int]
+    ) -> tuple[list, dict, np.ndarray]:
+        """Rectangles, features and edge colours of the boxes on ``frames`` (None: all),
+        leaving out ``hidden`` objects."""
         names = {o: info.name for o, info in self.annotation_model.registry.items()}
-        rectangles, features = box_layer_data(
-            self.session.results, names, frames, hidden=self.hidden
-        )
-        colors = np.array([self.object_color(o) for o in features["obj_id"]])
+        rectangles, features = box_layer_data(self.session.results, names, frames, hidden)
+        palette = {o: self.object_color(o) for o in set(features["obj_id"])}
+        colors = np.array([palette[o] for o in features["obj_id"]])
         return rectangles, features, colors
 
     def _on_masks_written(self, _event=None) -> None:
