@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import numpy as np
 import pytest
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+def pytest_configure(config):
+    """Load triton (torch's compiler, which the training tests reach) before any viewer:
+    it and Mesa's software OpenGL each bring an LLVM, and triton loaded second crashes
+    the process."""
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
 
 
 def shared_video(name: str) -> Path:
