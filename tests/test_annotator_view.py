@@ -157,14 +157,20 @@ def test_the_object_table_selects_renames_hides_and_deletes_by_keyboard(
     with open(tmp_path / "boxes.csv") as handle:
         saved = {int(row["obj_id"]) for row in csv.DictReader(handle)}
     assert saved == {1, 2}  # hidden, not gone
+    c.new_object()  # a new object shows in its own colour while another is hidden
+    assert np.allclose(c.masks_layer.get_color(3), c.object_color(3))
+    c.delete_object(3)
+    table.selectRow(table_row(widget, 2))
     table.item(table_row(widget, 2), VISIBLE).setCheckState(Qt.CheckState.Checked)
     assert c.hidden == set()
     assert np.allclose(c.masks_layer.get_color(2), c.object_color(2))
     assert c.prompts_layer.shown.all()
 
-    # Delete removes the selected object.
+    # Delete removes the selected object, hidden or not.
+    qtbot.keyClick(table, Qt.Key.Key_H)
+    assert c.hidden == {2}
     qtbot.keyClick(table, Qt.Key.Key_Delete)
-    assert sorted(c.annotation_model.registry) == [1]
+    assert sorted(c.annotation_model.registry) == [1] and c.hidden == set()
     assert c.session.results.object_ids() == [1]
     assert table.rowCount() == 1 and table.current_id() == 1
 

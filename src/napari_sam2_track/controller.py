@@ -249,7 +249,11 @@ class TrackerController:
         self._objects_changed()
 
     def _objects_changed(self) -> None:
-        self.track_states.keep_objects(self.annotation_model.registry)
+        registry = self.annotation_model.registry
+        self.track_states.keep_objects(registry)
+        if self.hidden:  # new objects need a colour, deleted ones stay hidden no more
+            self.hidden.intersection_update(registry)
+            self._show_hidden()
         self.objects_changed.emit()
 
     def set_visible(self, obj_id: int, visible: bool) -> None:
@@ -258,12 +262,16 @@ class TrackerController:
             self.hidden.discard(obj_id)
         else:
             self.hidden.add(obj_id)
+        self._show_hidden()
+        self.objects_changed.emit()
+
+    def _show_hidden(self) -> None:
+        """Leave the hidden objects out of the masks, points and boxes shown."""
         self.masks_layer.colormap = hiding_colormap(
             self._colormap, self.hidden, set(self.annotation_model.registry)
         )
         self._style_points()
         self.boxes.mark_stale(None)
-        self.objects_changed.emit()
 
     def cycle_object(self, step: int) -> int:
         """Make the next (step 1) or previous (step -1) object the current one."""
