@@ -7,6 +7,7 @@ save, close, restore and continue.
 from __future__ import annotations
 
 import gc
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from napari_sam2_track.layers import (
 )
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
+from napari_sam2_track.results import TrackResults
 from napari_sam2_track.synthetic import make_synthetic_video
 
 from conftest import write_video
@@ -307,6 +309,45 @@ def test_viewer_stays_responsive_while_propagating(
     timer.stop()
     assert len(gaps) > 20
     assert max(gaps) < 100, f"the event loop stalled for {max(gaps)} ms"
+
+
+def shown_labels(viewer) -> np.ndarray:
+    """The label image the masks layer shows now."""
+    return np.asarray(viewer.layers[MASKS_LAYER]._slice.image.raw)
+
+
+def test_the_frames_the_worker_drew_are_the_ones_the_viewer_shows(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, monkeypatch
+):
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
+    labels, rendered_here = TrackResults.labels, []
+
+    def labels_noting_the_thread(results, frame, dtype=np.uint32):
+        if threading.current_thread() is threading.main_thread():
+            rendered_here.append(frame)
+        return labels(results, frame, dtype)
+
+    monkeypatch.setattr(TrackResults, "labels", labels_noting_the_thread)
+    shown_wrong, drawn = [], {}
+
+    def on_frame(message):
+        if not isinstance(message, FrameTracked):
+            return
+        shown = shown_labels(viewer)
+        expected = labels(c.session.results, message.frame, shown.dtype)
+        if c.current_frame() != message.frame or not np.array_equal(shown, expected):
+            shown_wrong.append(message.frame)
+        if message.labels is not None:
+            drawn[message.frame] = message.labels.take() is None  # the viewer took it in
+
+    c.propagation_progressed.connect(on_frame)
+    run_propagation(qtbot, widget)
+    assert shown_wrong == []
+    assert drawn and all(drawn.values()), drawn
+    assert not set(drawn) & set(rendered_here), "a frame drawn in the worker was drawn again"
+    assert c.current_frame() == N_FRAMES - 1  # following, the viewer ends on the last frame
 
 
 def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(

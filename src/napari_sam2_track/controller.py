@@ -30,7 +30,7 @@ from .annotation_model import AnnotationModel
 from .boxes_view import BoxesView
 from .engine import TrackingSession
 from .errors import UserError
-from .label_volume import LabelVolume, fold_painted_frame
+from .label_volume import DrawnLabels, FrameDrawer, LabelVolume, fold_painted_frame
 from .layers import (
     BOX_PROMPTS_LAYER,
     BOXES_LAYER,
@@ -402,7 +402,8 @@ class TrackerController:
         else:
             # Take the frame in before moving to it: moving may run queued events, the end
             # of the run among them, which must find this frame already taken in.
-            self.refresh_frames([message.frame])
+            drawn = message.labels if isinstance(message, FrameTracked) else None
+            self.refresh_frames([message.frame], drawn)
         if isinstance(message, FrameTracked):
             bar.update(1)
             if self.follow:
@@ -424,8 +425,11 @@ class TrackerController:
 
     # ------------------------------------------------------------ results view
 
-    def refresh_frames(self, frames: list[int] | None) -> None:
+    def refresh_frames(self, frames: list[int] | None, drawn: DrawnLabels | None = None) -> None:
+        """Show new results of ``frames`` (None: all), ``drawn`` one of them if given."""
         self.volume.invalidate(frames)
+        if drawn is not None:
+            self.volume.keep(drawn)
         self.masks_layer.refresh()
         self.boxes.mark_stale(frames)
 
@@ -506,4 +510,11 @@ def _preview_worker(session: TrackingSession, queue: PromptQueue):
 
 @thread_worker(ignore_errors=True)
 def _propagation_worker(session, queue, direction, start, end, until):
-    yield from propagation_messages(session, queue, direction, start, end, until)
+    drawer = FrameDrawer(session.results)
+
+    def prepare(frame: int) -> DrawnLabels | None:
+        # Done here, showing the frame costs the viewer's thread no decoding or drawing.
+        session.frames.source[frame]
+        return drawer.draw(frame)
+
+    yield from propagation_messages(session, queue, direction, start, end, until, prepare)
