@@ -350,6 +350,29 @@ def test_the_frames_the_worker_drew_are_the_ones_the_viewer_shows(
     assert c.current_frame() == N_FRAMES - 1  # following, the viewer ends on the last frame
 
 
+def test_new_results_slice_the_masks_again_only_for_the_frame_on_screen(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
+    viewer.dims.set_current_step(0, 3)
+    sliced = []
+    c.masks_layer.events.set_data.connect(lambda _event: sliced.append(c.current_frame()))
+    c.refresh_frames([5])  # off screen: napari slices it when it is shown
+    assert sliced == []
+    checkerboard = np.indices((120, 160)).sum(axis=0) % 2 == 1  # no mask SAM 2 makes
+    c.session.results.set(3, 1, checkerboard)
+    c.refresh_frames([3])
+    assert sliced == [3]
+    np.testing.assert_array_equal(shown_labels(viewer), c.session.results.labels(3))
+    # Without following, the frame on screen still shows what SAM 2 makes of it.
+    propagate(qtbot, widget, follow=False, limit=True, first_frame=0, last_frame=7, to_end=True)
+    assert c.current_frame() == 3
+    np.testing.assert_array_equal(shown_labels(viewer), c.session.results.labels(3))
+    assert not np.array_equal(shown_labels(viewer) == 1, checkerboard)
+
+
 def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):

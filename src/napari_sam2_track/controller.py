@@ -430,7 +430,9 @@ class TrackerController:
         self.volume.invalidate(frames)
         if drawn is not None:
             self.volume.keep(drawn)
-        self.masks_layer.refresh()
+        # Frames off screen are rendered when shown; a refresh would redo the one shown.
+        if frames is None or self.current_frame() in frames or 0 in self.viewer.dims.displayed:
+            self.masks_layer.refresh()
         self.boxes.mark_stale(frames)
 
     def update_boxes(self) -> None:
