@@ -350,6 +350,26 @@ def test_the_frames_the_worker_drew_are_the_ones_the_viewer_shows(
     assert c.current_frame() == N_FRAMES - 1  # following, the viewer ends on the last frame
 
 
+def test_following_never_steps_back_to_a_frame_when_later_ones_arrive_meanwhile(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+
+    class Bar:
+        """Counting runs queued events, as napari's progress bar does: frame 3 here."""
+
+        def __init__(self):
+            self.queued = [FrameTracked(3)]
+
+        def update(self, _n):
+            while self.queued:
+                c._on_propagated(self.queued.pop(), self)
+
+    c._on_propagated(FrameTracked(2), Bar())
+    assert c.current_frame() == 3
+
+
 def test_new_results_slice_the_masks_again_only_for_the_frame_on_screen(
     make_napari_viewer, qtbot, video_file, random_checkpoint
 ):

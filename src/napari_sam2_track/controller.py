@@ -405,9 +405,11 @@ class TrackerController:
             drawn = message.labels if isinstance(message, FrameTracked) else None
             self.refresh_frames([message.frame], drawn)
         if isinstance(message, FrameTracked):
-            bar.update(1)
             if self.follow:
                 self.viewer.dims.set_current_step(0, message.frame)
+            # Counting runs queued events, later frames among them: moved first, the
+            # viewer never steps back here after them.
+            bar.update(1)
         self.propagation_progressed.emit(message)
 
     def _propagation_failed(self, exc: Exception) -> None:
