@@ -10,11 +10,12 @@ propagates over the first N frames with Follow frames on.
 
 Meanwhile a QTimer ticks every 10 ms on the viewer's thread. A tick's stall is how much
 later than 10 ms after the previous tick it ran (gap - 10 ms, at least 0); the figures
-count the ticks from the first tracked frame reaching the viewer to the end of the run
-reaching it (the run's start and its saving afterwards are reported apart). It also
-prints the time the viewer's thread spent in the controller's handler for each tracked
-frame and, with ``--profile``, where that thread spent its time (pstats saved in FILE).
-The last line reads ``stall_p99_ms=X stall_max_ms=Y``.
+count the ticks from the first tracked frame reaching the viewer to the last one taken
+in (the run's start and the work after it are reported apart). It also prints the time
+the viewer's thread spent in the controller's handler for each tracked frame (napari's
+progress bar runs queued events inside it, the repaint among them) and, with
+``--profile``, where that thread spent its time (pstats saved in FILE). The last line
+reads ``stall_p99_ms=X stall_max_ms=Y``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pstats
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,43 +83,68 @@ def start_tracking(viewer, video: Path, checkpoint: Path, image_size: int, frame
     return widget
 
 
+@dataclass
+class Handled:
+    """One tracked frame taken in by the controller's handler (times in seconds)."""
+
+    start: float
+    end: float
+    wall_ms: float  # less the work after the run, when it ran inside
+    cpu_ms: float  # likewise
+
+
 class Recorder:
     """A 10 ms heartbeat on the viewer's thread, and the controller's handler timed.
 
-    The heartbeat's ticks are kept as times; the handler's runs as (start, end, CPU)
-    for tracked frames, and the times the first frame and the end of the run arrived.
+    Keeps the heartbeat's ticks, the handler's runs for tracked frames, and when the
+    work after the run (boxes, saving) began and ended. That work may run inside the
+    last frame's handler (napari's progress bar runs queued events), so it is left out
+    of the handler's times and counted apart.
     """
 
     def __init__(self, controller) -> None:
         from qtpy.QtCore import Qt, QTimer
 
         self.ticks: list[float] = []
-        self.handled: list[tuple[float, float, float]] = []
-        self.first = self.ended = self.cpu_ms = 0.0
+        self.handled: list[Handled] = []
+        self.done = (np.inf, np.inf)
+        self.cpu_ms = 0.0  # the viewer's thread's, from the first frame to the last
+        self._done_s = np.zeros(2)  # wall and CPU of the work after the run
+        self._first = np.zeros(2)  # the clocks when the first frame reached the viewer
         self._timer = QTimer()
         self._timer.setTimerType(Qt.PreciseTimer)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
         self._wrap(controller)
 
-    def _wrap(self, controller) -> None:
-        from napari_sam2_track.prompt_queue import FrameTracked, PropagationEnded
+    def _clocks(self) -> np.ndarray:
+        """Wall and CPU seconds of the viewer's thread, less the work after the run."""
+        return np.array([time.perf_counter(), time.thread_time()]) - self._done_s
 
-        handler = controller._on_propagated
+    def _wrap(self, controller) -> None:
+        from napari_sam2_track.prompt_queue import FrameTracked
+
+        handler, finish = controller._on_propagated, controller._propagation_done
 
         def timed(message, bar) -> None:
-            start, cpu = time.perf_counter(), time.thread_time()
+            start, before = time.perf_counter(), self._clocks()
             if isinstance(message, FrameTracked) and not self.handled:
-                self.first, self.cpu_ms = start, -cpu * 1000
+                self._first = before
             handler(message, bar)
             if isinstance(message, FrameTracked):
-                cpu = (time.thread_time() - cpu) * 1000
-                self.handled.append((start, time.perf_counter(), cpu))
-            if isinstance(message, PropagationEnded):
-                self.ended = time.perf_counter()
-                self.cpu_ms += time.thread_time() * 1000
+                wall_ms, cpu_ms = (self._clocks() - before) * 1000
+                self.handled.append(Handled(start, time.perf_counter(), wall_ms, cpu_ms))
+                self.cpu_ms = (self._clocks() - self._first)[1] * 1000
+
+        def timed_finish(bar) -> None:
+            start = np.array([time.perf_counter(), time.thread_time()])
+            finish(bar)
+            spent = np.array([time.perf_counter(), time.thread_time()]) - start
+            self.done = (start[0], start[0] + spent[0])
+            self._done_s += spent
 
         controller._on_propagated = timed
+        controller._propagation_done = timed_finish
 
     def start(self) -> None:
         self.ticks.append(time.perf_counter())
@@ -127,11 +154,12 @@ class Recorder:
         self._timer.stop()
         self.ticks.append(time.perf_counter())
 
-    def stalls(self, start: float, end: float) -> np.ndarray:
-        """How late each tick overlapping [start, end] ran (ms, at least 0)."""
+    def stalls(self, start: float, end: float, besides: tuple = (np.inf, np.inf)) -> np.ndarray:
+        """How late each tick overlapping [start, end] but not ``besides`` ran (ms)."""
         ticks = np.asarray(self.ticks)
         before, after = ticks[:-1], ticks[1:]
         overlapping = (after > start) & (before < end)
+        overlapping &= ~((after > besides[0]) & (before < besides[1]))
         return np.maximum((after - before)[overlapping] * 1000 - TICK_MS, 0.0)
 
 
@@ -159,18 +187,19 @@ def summary(values) -> str:
 
 def report(recorder: Recorder, wall: float, size: int) -> np.ndarray:
     """Print the figures; the stalls while frames were being shown."""
-    frames = len(recorder.handled)
-    start, end = recorder.first, recorder.ended
+    handled = recorder.handled
+    frames = len(handled)
     print(f"tracked {frames} frames of 1920x1080 at {size} px in {wall:.1f} s")
-    wall_ms = [(e - s) * 1000 for s, e, _ in recorder.handled]
+    wall_ms = [h.wall_ms for h in handled]
     print("handler per frame (ms):", " ".join(f"{ms:.0f}" for ms in wall_ms))
     print(f"handler per frame, wall: {summary(wall_ms)}")
-    print(f"handler per frame, CPU:  {summary([c for _, _, c in recorder.handled])}")
+    print(f"handler per frame, CPU:  {summary([h.cpu_ms for h in handled])}")
     print(f"viewer's thread CPU per frame shown: {recorder.cpu_ms / max(frames, 1):.1f} ms")
-    before, after = recorder.stalls(recorder.ticks[0], start), recorder.stalls(end, np.inf)
+    start, end = (handled[0].start, handled[-1].end) if handled else (0.0, 0.0)
+    before, done = recorder.stalls(recorder.ticks[0], start), recorder.stalls(*recorder.done)
     print(f"worst stall before the first frame (the run's start): {before.max(initial=0):.0f} ms")
-    print(f"worst stall after the end (boxes, saving): {after.max(initial=0):.0f} ms")
-    stalls = recorder.stalls(start, end)
+    print(f"worst stall in the work after the run (boxes, saving): {done.max(initial=0):.0f} ms")
+    stalls = recorder.stalls(start, end, recorder.done)
     print(f"stalls while showing frames: {summary(stalls)}")
     return stalls
 
