@@ -82,3 +82,18 @@ def test_a_propagation_reports_previews_its_plan_each_frame_then_what_it_tracked
     assert messages[2:-1] == [FrameTracked(f) for f in range(1, N_FRAMES)]
     assert messages[-1] == PropagationEnded(f"Tracked frames 1–{N_FRAMES - 1}.")
     assert not queue
+
+
+def test_each_tracked_frame_is_prepared_in_the_worker_once_its_masks_are_in(session):
+    from napari_sam2_track.label_volume import FrameDrawer
+
+    session.set_prompt(0, 1, [(10, 10)], [1])
+    drawer = FrameDrawer(session.results, limit=N_FRAMES)
+    messages = propagation_messages(session, PromptQueue(), prepare=drawer.draw)
+    tracked = [m for m in messages if isinstance(m, FrameTracked)]
+    assert [m.frame for m in tracked] == list(range(N_FRAMES))
+    for message in tracked:
+        drawn = message.labels
+        assert drawn.frame == message.frame
+        assert drawn.objects == session.results.frame(message.frame) != {}
+        np.testing.assert_array_equal(drawn.take(), session.results.labels(message.frame))

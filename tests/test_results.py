@@ -159,3 +159,68 @@ def test_label_volume_takes_a_one_frame_block_and_hands_out_copies():
     assert (volume[2][0:2, 4:6] == 7).all() and volume[2].sum() == 28
     with pytest.raises(IndexError, match="one frame at a time"):
         volume[1:3, 0:2, 0:2] = 1
+
+
+def square_results(n_frames: int = 4) -> TrackResults:
+    results = TrackResults(n_frames=n_frames, height=6, width=8)
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 1:3] = True
+    for frame in range(n_frames):
+        results.set(frame, 5, mask)
+    return results
+
+
+def test_a_frame_drawn_by_a_worker_is_the_one_the_volume_hands_napari(monkeypatch):
+    from napari_sam2_track.label_volume import FrameDrawer, LabelVolume
+
+    results = square_results()
+    volume, expected = LabelVolume(results), results.labels(1)
+    drawn = FrameDrawer(results).draw(1)
+
+    def render_again(*_args, **_kwargs):
+        raise AssertionError("a drawn frame was rendered again")
+
+    monkeypatch.setattr(results, "labels", render_again)
+    assert volume.keep(drawn)
+    assert drawn.take() is None  # handed over once: a message kept holds no image
+    np.testing.assert_array_equal(volume[1], expected)
+    assert volume[1].dtype == LabelVolume.dtype and not volume.frame(1).flags.writeable
+
+
+def test_a_drawn_frame_whose_masks_changed_since_or_that_is_painted_is_not_taken():
+    from napari_sam2_track.label_volume import FrameDrawer, LabelVolume
+
+    results = square_results()
+    volume, drawer = LabelVolume(results), FrameDrawer(results)
+    stale = drawer.draw(1)
+    results.set(1, 5, np.ones((6, 8), bool))  # a paint stroke folded in meanwhile, say
+    assert not volume.keep(stale)
+    np.testing.assert_array_equal(volume[1], results.labels(1))
+    volume[2, 0, 0] = 3
+    assert not volume.keep(drawer.draw(2))
+    assert volume[2][0, 0] == 3
+
+
+def test_the_drawer_holds_at_most_its_limit_of_frames_not_taken_in():
+    from napari_sam2_track.label_volume import FrameDrawer, LabelVolume
+
+    results = square_results()
+    volume, drawer = LabelVolume(results), FrameDrawer(results, limit=2)
+    first, second = drawer.draw(0), drawer.draw(1)
+    assert first is not None and second is not None
+    assert drawer.draw(2) is None  # the viewer is behind: it renders frame 2 itself
+    volume.keep(first)
+    assert drawer.draw(3) is not None
+
+
+def test_the_label_volume_keeps_a_bounded_number_of_frames():
+    from napari_sam2_track.label_volume import FrameDrawer, LabelVolume
+
+    results = square_results(n_frames=10)
+    volume, drawer = LabelVolume(results, cached_frames=3), FrameDrawer(results)
+    for frame in range(10):
+        if frame % 2:
+            assert volume.keep(drawer.draw(frame))
+        else:
+            volume.frame(frame)
+    assert volume.rendered_frames == [7, 8, 9]

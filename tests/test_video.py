@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
+from napari_sam2_track.frames import LazyFrames
 from napari_sam2_track.video import VideoFrames, VideoReadError, open_video
 
 from conftest import counting_frames, run_ffmpeg, sequential_decode, write_video
@@ -142,6 +145,38 @@ def test_cache_stays_within_its_byte_budget(tmp_path):
         video[index]
     assert video.cache_info()["bytes"] <= 5 * frame_bytes
     assert video.cache_info()["frames"] == 5
+
+
+class GatedFrames(LazyFrames):
+    """Frames whose frame 3 decodes only once ``finish`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(4, 2, 2, cache_bytes=2**20)
+        self.decoding, self.finish = threading.Event(), threading.Event()
+
+    def _load(self, index: int) -> np.ndarray:
+        if index == 3:
+            self.decoding.set()
+            self.finish.wait()
+        frame = np.full((2, 2, 3), index, np.uint8)
+        self._cache.put(index, frame)
+        return frame
+
+
+def test_a_cached_frame_never_waits_for_another_readers_decode():
+    frames = GatedFrames()
+    frames[0]
+    threading.Thread(target=frames.frame, args=(3,), daemon=True).start()
+    assert frames.decoding.wait(timeout=10)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(frames[0]), daemon=True)
+    reader.start()
+    reader.join(timeout=10)  # a bound, not a wait: the read returns at once
+    waited = reader.is_alive()
+    frames.finish.set()
+    assert not waited, "a cached frame waited for the decode of another"
+    assert got[0][0, 0, 0] == 0
+    assert frames[3][0, 0, 0] == 3
 
 
 def test_frame_folder_reads_in_numeric_order(tmp_path):

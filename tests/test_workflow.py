@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from napari_sam2_track.layers import (
 from napari_sam2_track.object_table import CLASS, NAME
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
+from napari_sam2_track.results import TrackResults
 from napari_sam2_track.synthetic import make_synthetic_video
 
 from conftest import write_video
@@ -350,6 +352,88 @@ def test_viewer_stays_responsive_while_propagating(
     timer.stop()
     assert len(gaps) > 20
     assert max(gaps) < 100, f"the event loop stalled for {max(gaps)} ms"
+
+
+def shown_labels(viewer) -> np.ndarray:
+    """The label image the masks layer shows now."""
+    return np.asarray(viewer.layers[MASKS_LAYER]._slice.image.raw)
+
+
+def test_the_frames_the_worker_drew_are_the_ones_the_viewer_shows(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, monkeypatch
+):
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
+    labels, rendered_here = TrackResults.labels, []
+
+    def labels_noting_the_thread(results, frame, dtype=np.uint32):
+        if threading.current_thread() is threading.main_thread():
+            rendered_here.append(frame)
+        return labels(results, frame, dtype)
+
+    monkeypatch.setattr(TrackResults, "labels", labels_noting_the_thread)
+    shown_wrong, drawn = [], {}
+
+    def on_frame(message):
+        if not isinstance(message, FrameTracked):
+            return
+        shown = shown_labels(viewer)
+        expected = labels(c.session.results, message.frame, shown.dtype)
+        if c.current_frame() != message.frame or not np.array_equal(shown, expected):
+            shown_wrong.append(message.frame)
+        if message.labels is not None:
+            drawn[message.frame] = message.labels.take() is None  # the viewer took it in
+
+    c.propagation_progressed.connect(on_frame)
+    run_propagation(qtbot, widget)
+    assert shown_wrong == []
+    assert drawn and all(drawn.values()), drawn
+    assert not set(drawn) & set(rendered_here), "a frame drawn in the worker was drawn again"
+    assert c.current_frame() == N_FRAMES - 1  # following, the viewer ends on the last frame
+
+
+def test_following_never_steps_back_to_a_frame_when_later_ones_arrive_meanwhile(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer = make_napari_viewer()
+    _, c = start(viewer, qtbot, random_checkpoint, video_file)
+
+    class Bar:
+        """Counting runs queued events, as napari's progress bar does: frame 3 here."""
+
+        def __init__(self):
+            self.queued = [FrameTracked(3)]
+
+        def update(self, _n):
+            while self.queued:
+                c._on_propagated(self.queued.pop(), self)
+
+    c._on_propagated(FrameTracked(2), Bar())
+    assert c.current_frame() == 3
+
+
+def test_new_results_slice_the_masks_again_only_for_the_frame_on_screen(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    viewer, widget, c = start_with_a_click(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
+    viewer.dims.set_current_step(0, 3)
+    sliced = []
+    c.masks_layer.events.set_data.connect(lambda _event: sliced.append(c.current_frame()))
+    c.refresh_frames([5])  # off screen: napari slices it when it is shown
+    assert sliced == []
+    checkerboard = np.indices((120, 160)).sum(axis=0) % 2 == 1  # no mask SAM 2 makes
+    c.session.results.set(3, 1, checkerboard)
+    c.refresh_frames([3])
+    assert sliced == [3]
+    np.testing.assert_array_equal(shown_labels(viewer), c.session.results.labels(3))
+    # Without following, the frame on screen still shows what SAM 2 makes of it.
+    propagate(qtbot, widget, follow=False, limit=True, first_frame=0, last_frame=7, to_end=True)
+    assert c.current_frame() == 3
+    np.testing.assert_array_equal(shown_labels(viewer), c.session.results.labels(3))
+    assert not np.array_equal(shown_labels(viewer) == 1, checkerboard)
 
 
 def test_points_from_anywhere_count_and_removing_them_removes_the_prompt(

@@ -30,7 +30,7 @@ from .annotation_model import AnnotationModel
 from .boxes_view import BoxesView
 from .engine import TrackingSession
 from .errors import UserError
-from .label_volume import LabelVolume, fold_painted_frame
+from .label_volume import DrawnLabels, FrameDrawer, LabelVolume, fold_painted_frame
 from .layers import (
     BOX_PROMPTS_LAYER,
     BOXES_LAYER,
@@ -436,11 +436,14 @@ class TrackerController:
         else:
             # Take the frame in before moving to it: moving may run queued events, the end
             # of the run among them, which must find this frame already taken in.
-            self.refresh_frames([message.frame])
+            drawn = message.labels if isinstance(message, FrameTracked) else None
+            self.refresh_frames([message.frame], drawn)
         if isinstance(message, FrameTracked):
-            bar.update(1)
             if self.follow:
                 self.viewer.dims.set_current_step(0, message.frame)
+            # Counting runs queued events, later frames among them: moved first, the
+            # viewer never steps back here after them.
+            bar.update(1)
         self.propagation_progressed.emit(message)
 
     def _propagation_failed(self, exc: Exception) -> None:
@@ -458,9 +461,14 @@ class TrackerController:
 
     # ------------------------------------------------------------ results view
 
-    def refresh_frames(self, frames: list[int] | None) -> None:
+    def refresh_frames(self, frames: list[int] | None, drawn: DrawnLabels | None = None) -> None:
+        """Show new results of ``frames`` (None: all), ``drawn`` one of them if given."""
         self.volume.invalidate(frames)
-        self.masks_layer.refresh()
+        if drawn is not None:
+            self.volume.keep(drawn)
+        # Frames off screen are rendered when shown; a refresh would redo the one shown.
+        if frames is None or self.current_frame() in frames or 0 in self.viewer.dims.displayed:
+            self.masks_layer.refresh()
         self.boxes.mark_stale(frames)
         self.update_states(frames)
 
@@ -597,4 +605,11 @@ def _states_worker(results, prompted, objects, min_score) -> TrackStates:
 
 @thread_worker(ignore_errors=True)
 def _propagation_worker(session, queue, direction, start, end, until):
-    yield from propagation_messages(session, queue, direction, start, end, until)
+    drawer = FrameDrawer(session.results)
+
+    def prepare(frame: int) -> DrawnLabels | None:
+        # Done here, showing the frame costs the viewer's thread no decoding or drawing.
+        session.frames.source[frame]
+        return drawer.draw(frame)
+
+    yield from propagation_messages(session, queue, direction, start, end, until, prepare)

@@ -21,46 +21,53 @@ RECENT_REQUESTS = 8
 
 
 class FrameCache:
-    """Least-recently-used frames, bounded by their total size in bytes."""
+    """Least-recently-used frames, bounded by their total size in bytes; thread-safe."""
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def get(self, index: int) -> np.ndarray | None:
-        frame = self._frames.get(index)
-        if frame is not None:
-            self._frames.move_to_end(index)
-        return frame
+        with self._lock:
+            frame = self._frames.get(index)
+            if frame is not None:
+                self._frames.move_to_end(index)
+            return frame
 
     def put(self, index: int, frame: np.ndarray) -> None:
-        if index in self._frames:
-            self._frames.move_to_end(index)
-            return
-        self._frames[index] = frame
-        self._bytes += frame.nbytes
-        # Always keep the newest frame, even if it alone exceeds the budget.
-        while self._bytes > self.max_bytes and len(self._frames) > 1:
-            _, evicted = self._frames.popitem(last=False)
-            self._bytes -= evicted.nbytes
+        with self._lock:
+            if index in self._frames:
+                self._frames.move_to_end(index)
+                return
+            self._frames[index] = frame
+            self._bytes += frame.nbytes
+            # Always keep the newest frame, even if it alone exceeds the budget.
+            while self._bytes > self.max_bytes and len(self._frames) > 1:
+                _, evicted = self._frames.popitem(last=False)
+                self._bytes -= evicted.nbytes
 
     def __contains__(self, index: int) -> bool:
-        return index in self._frames
+        with self._lock:
+            return index in self._frames
 
     def __len__(self) -> int:
-        return len(self._frames)
+        with self._lock:
+            return len(self._frames)
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        with self._lock:
+            return self._bytes
 
 
 class LazyFrames(ABC):
     """Base of frame sequences that decode on demand; subclasses implement ``_load``.
 
     Frames come back read-only, so a cached frame can never be changed by a caller.
-    Access is thread-safe: napari's slicing and a tracking worker may read at once.
+    Access is thread-safe: napari's slicing and a tracking worker may read at once, and
+    a cached frame never waits for another reader's decode.
     """
 
     dtype = np.dtype(np.uint8)
@@ -68,9 +75,10 @@ class LazyFrames(ABC):
     def __init__(self, n_frames: int, height: int, width: int, cache_bytes: int):
         self.shape = (n_frames, height, width, 3)
         self._cache = FrameCache(cache_bytes)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # held while decoding
         # Several readers (napari's slicing, a tracking worker) may interleave.
         self._recent: deque[int] = deque(maxlen=RECENT_REQUESTS)
+        self._recent_lock = threading.Lock()
 
     @abstractmethod
     def _load(self, index: int) -> np.ndarray:
@@ -102,12 +110,20 @@ class LazyFrames(ABC):
         if not -n <= index < n:
             raise IndexError(f"frame {index} is out of range: the video has {n} frames.")
         index = int(index) % n
-        with self._lock:
-            frame = self._cache.get(index)
-            if frame is None:
-                frame = self._load(index)
+        frame = self._cache.get(index)
+        if frame is None:
+            with self._lock:
+                frame = self._cache.get(index)  # another reader may have decoded it meanwhile
+                if frame is None:
+                    frame = self._load(index)
+        with self._recent_lock:
             self._recent.append(index)
         return frame
+
+    def recent_requests(self) -> list[int]:
+        """The frames last asked for, oldest first (by any reader)."""
+        with self._recent_lock:
+            return list(self._recent)
 
     def _frame_indices(self, key) -> Sequence[int] | int:
         if isinstance(key, Integral):

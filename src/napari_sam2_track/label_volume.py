@@ -4,21 +4,25 @@ A dense label volume would cost T x H x W x 2 bytes (41 GB for 10,000 frames of
 1080p). This one renders a frame from the run-length encoded results when napari asks
 for it, keeps a few rendered frames, and keeps the frames a person painted on until
 they are folded back into the results (paint edits are the truth for boxes and exports).
+A propagation's worker draws each frame it tracked (:class:`FrameDrawer`), so the
+viewer's thread only takes the image in.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from numbers import Integral
 
 import numpy as np
 
-from .results import TrackResults
+from .results import ObjectMask, TrackResults
 
 
 class LabelVolume:
-    """Array-like (T, H, W) of object ids that napari can show and paint into."""
+    """Array-like (T, H, W) of object ids that napari can show and paint into; for the
+    viewer's thread only."""
 
     dtype = np.dtype(np.uint16)
     ndim = 3
@@ -45,13 +49,24 @@ class LabelVolume:
         image = self._rendered.get(t)
         if image is None:
             image = self.results.labels(t, dtype=self.dtype)
-            image.flags.writeable = False
-            self._rendered[t] = image
-            while len(self._rendered) > self._cached_frames:
-                self._rendered.popitem(last=False)
-        else:
-            self._rendered.move_to_end(t)
+        return self._remember(t, image)
+
+    def _remember(self, t: int, image: np.ndarray) -> np.ndarray:
+        image.flags.writeable = False
+        self._rendered[t] = image
+        self._rendered.move_to_end(t)
+        while len(self._rendered) > self._cached_frames:
+            self._rendered.popitem(last=False)
         return image
+
+    def keep(self, drawn: DrawnLabels) -> bool:
+        """Take a frame drawn elsewhere as its rendering; False (and not taken) when the
+        frame's results changed since it was drawn, or it is painted on."""
+        t, image = drawn.frame, drawn.take()
+        if image is None or t in self._painted or self.results.frame(t) != drawn.objects:
+            return False
+        self._remember(t, image)
+        return True
 
     def invalidate(self, frames: Iterable[int] | None = None) -> None:
         """Forget rendered frames whose results changed (all, without ``frames``)."""
@@ -116,6 +131,11 @@ class LabelVolume:
         return self._painted[t]
 
     @property
+    def rendered_frames(self) -> list[int]:
+        """The frames kept rendered (at most ``cached_frames``)."""
+        return sorted(self._rendered)
+
+    @property
     def painted_frames(self) -> list[int]:
         return sorted(self._painted)
 
@@ -127,6 +147,52 @@ class LabelVolume:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         array = self[:]
         return array if dtype is None else array.astype(dtype, copy=False)
+
+
+class DrawnLabels:
+    """A frame's label image drawn off the viewer's thread, with the masks it shows.
+
+    The image is handed over once (:meth:`take`), which gives its place back to the
+    :class:`FrameDrawer`; a message kept after that holds no image.
+    """
+
+    def __init__(
+        self,
+        frame: int,
+        image: np.ndarray,
+        objects: dict[int, ObjectMask],
+        release: Callable[[], None],
+    ):
+        self.frame, self.objects = frame, objects
+        self._image: np.ndarray | None = image
+        self._release = release
+
+    def take(self) -> np.ndarray | None:
+        """The image, the first time (None after)."""
+        image, self._image = self._image, None
+        if image is not None:
+            self._release()
+        return image
+
+
+class FrameDrawer:
+    """Draws frames' label images in a worker, at most ``limit`` not yet taken in.
+
+    A worker far ahead of the viewer draws no more (the viewer renders those frames
+    itself when it shows them), so the images in flight stay bounded.
+    """
+
+    def __init__(self, results: TrackResults, limit: int = 2):
+        self.results = results
+        self._places = threading.BoundedSemaphore(limit)
+
+    def draw(self, frame: int) -> DrawnLabels | None:
+        """Frame ``frame`` drawn as :meth:`LabelVolume.frame` would (None: no place)."""
+        if not self._places.acquire(blocking=False):
+            return None
+        objects = self.results.frame(frame)  # what LabelVolume.keep checks the image against
+        image = self.results.labels(frame, dtype=LabelVolume.dtype)
+        return DrawnLabels(frame, image, objects, self._places.release)
 
 
 def fold_painted_frame(results: TrackResults, frame: int, labels: np.ndarray) -> list[int]:

@@ -7,12 +7,16 @@ the newest per frame and object, and a worker thread applies them in turn.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .engine import SessionBusyError, TrackingSession
 from .prompts import FramePrompt
 from .rejoin import Until
+
+if TYPE_CHECKING:
+    from .label_volume import DrawnLabels
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,11 @@ class PropagationPlanned:
 
 @dataclass(frozen=True)
 class FrameTracked:
-    """The propagation tracked ``frame``."""
+    """The propagation tracked ``frame``; ``labels``: its label image, drawn in the
+    worker (None: the viewer renders it)."""
 
     frame: int
+    labels: DrawnLabels | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,12 +105,17 @@ def propagation_messages(
     start: int | None = None,
     end: int | None = None,
     until: Until = "rejoin",
+    prepare: Callable[[int], DrawnLabels | None] | None = None,
 ) -> Iterator[PropagationMessage]:
-    """Apply the queued prompts, then propagate; what a propagation worker yields."""
+    """Apply the queued prompts, then propagate; what a propagation worker yields.
+
+    ``prepare(frame)``, run in the worker for each tracked frame, readies what showing
+    the frame takes and returns its drawn labels, which its message carries.
+    """
     for frame in queue.apply(session):
         yield PreviewShown(frame)
     run = session.propagate(direction, start, end, until=until)
     yield PropagationPlanned(run.total)
     for frame, _masks in run:
-        yield FrameTracked(frame)
+        yield FrameTracked(frame, None if prepare is None else prepare(frame))
     yield PropagationEnded(run.summary())

@@ -72,7 +72,8 @@ class VideoFrames(LazyFrames):
         frame = self._window.get(index)
         if frame is not None:
             return frame
-        if self.window_frames > 1 and reads_backward(index, self._recent, self.backward_reach):
+        recent = self.recent_requests()
+        if self.window_frames > 1 and reads_backward(index, recent, self.backward_reach):
             return self._fill_window(index)
         return self._read_forward(index)
 
