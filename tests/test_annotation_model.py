@@ -90,3 +90,24 @@ def test_autosave_goes_to_the_session_folder_or_else_the_autosave_area(
     model.folder = tmp_path / "chosen"
     assert model.autosave() == tmp_path / "chosen"
     assert (tmp_path / "chosen" / "session.json").is_file()
+
+
+def test_an_autosave_job_writes_what_there_was_when_it_was_made(model, tmp_path):
+    model.folder = tmp_path / "s"
+    model.session.set_prompt(0, 1, [(10, 10)], [1])
+    job = model.autosave_job()
+    model.session.set_prompt(2, 1, [(20, 20)], [1])  # after: not in this save
+    assert job() == tmp_path / "s"
+    assert load_session(tmp_path / "s").prompts.frames() == [0]
+
+
+def test_an_autosave_job_a_later_save_supersedes_writes_nothing(model, tmp_path):
+    model.folder = tmp_path / "s"
+    model.session.set_prompt(0, 1, [(10, 10)], [1])
+    job = model.autosave_job()
+    model.session.set_prompt(2, 1, [(20, 20)], [1])
+    model.save()
+    version = load_session(tmp_path / "s").version
+    assert job() is None  # it would have put the older session back
+    saved = load_session(tmp_path / "s")
+    assert saved.version == version and saved.prompts.frames() == [0, 2]

@@ -621,14 +621,28 @@ def test_the_boxes_layer_holds_the_frame_on_screen_and_redraws_only_that(
 
 
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
-    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, monkeypatch
 ):
+    import threading
+
+    from napari_sam2_track import annotation_model
+
     viewer, widget, c = start_with_a_click(
         make_napari_viewer, qtbot, random_checkpoint, video_file
     )
-    propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
+    threads = []
+    save_session = annotation_model.save_session
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return save_session(*args, **kwargs)
+
+    monkeypatch.setattr(annotation_model, "save_session", recording)
+    with qtbot.waitSignal(c.autosaved, timeout=WAIT_MS) as autosaved:
+        propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
+    assert threads and threads[0] is not threading.main_thread()  # the viewer never waits
+    assert autosaved.args[0].parent == tmp_path / "autosave"
     saved = rles(c, range(4), 1)
-    assert list((tmp_path / "autosave").iterdir())
     viewer.close()  # as if napari had crashed after the propagation
 
     viewer = make_napari_viewer()

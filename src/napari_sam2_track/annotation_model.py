@@ -12,6 +12,8 @@ Three collections of objects exist, each meaning something else:
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .autosave import autosave_folder
@@ -72,6 +74,8 @@ class AnnotationModel:
         self._versions: dict[str, str | None] = {}
         if stored is not None and stored.folder is not None:
             self._versions[_key(stored.folder)] = stored.version
+        self._writing = threading.Lock()  # one write at a time, from any thread
+        self._saves_asked = 0
 
     # ----------------------------------------------------------------- objects
 
@@ -120,12 +124,12 @@ class AnnotationModel:
     # ------------------------------------------------------------------ saving
 
     def annotation(self, clear_pending: bool = False) -> Annotation:
-        """What a session folder holds now: prompts, results, objects, model, pending
-        (none with ``clear_pending``: a run that finished tracked them all)."""
+        """What a session folder holds now: prompts (a copy), results, objects, model,
+        pending (none with ``clear_pending``: a run that finished tracked them all)."""
         session = self.session
         annotation = Annotation(
             self.video,
-            session.prompts,
+            session.prompts.copy(),
             session.results,
             dict(self.registry),
             model_settings(session.model),
@@ -146,14 +150,33 @@ class AnnotationModel:
         """Save into the session folder, or without one into the video's autosave folder;
         returns where. Raises OSError when that cannot be written, and a ``UserError``
         when another writer holds it or saved another version there."""
-        target = self.autosave_target()
-        self._save(target)
-        return target
+        return self.autosave_job()()
+
+    def autosave_job(self) -> Callable[[], Path | None]:
+        """:meth:`autosave` in two steps: what to save is taken now, on this thread, and
+        the call returned writes it (in a worker, say) and returns where; or, when a
+        later save has been asked for meanwhile (which holds all this holds), None."""
+        self._saves_asked += 1
+        asked, target, annotation = self._saves_asked, self.autosave_target(), self.annotation()
+
+        def write() -> Path | None:
+            with self._writing:
+                if asked != self._saves_asked:
+                    return None
+                self._write(target, annotation)
+            return target
+
+        return write
 
     def _save(self, folder: Path, clear_pending: bool = False) -> None:
+        self._saves_asked += 1
+        annotation = self.annotation(clear_pending)
+        with self._writing:  # after a write in flight, never beside it
+            self._write(folder, annotation)
+
+    def _write(self, folder: Path, annotation: Annotation) -> None:
         """Save, replacing only the version this model last saw there (none: a new one);
         never waiting for another writer, as the viewer's thread may be the one saving."""
-        annotation = self.annotation(clear_pending)
         expected = self._versions.get(_key(folder))
         save_session(folder, annotation, expected_version=expected, wait=0)
         self._versions[_key(folder)] = annotation.version

@@ -79,6 +79,8 @@ class TrackerController:
     propagation_finished = Signal()
     #: Emitted when :attr:`track_states` changed, with the frames (None: all or objects).
     states_changed = Signal(object)
+    #: Emitted with where an autosave in the background wrote, or None if it failed.
+    autosaved = Signal(object)
 
     def __init__(
         self,
@@ -453,7 +455,7 @@ class TrackerController:
         bar.close()
         self.propagation_worker = None
         self.update_boxes()
-        self.autosave()
+        self.autosave_in_background()
         self._start_previews()
         if self._idle():
             self.prefetcher.resume()
@@ -580,22 +582,49 @@ class TrackerController:
         self.autosave()
 
     def autosave(self) -> Path | None:
-        """Save after each propagation, into the session folder or the autosave area."""
+        """Save now, into the session folder or the autosave area (after an autosave in
+        flight); where, or None when it could not (a warning says why)."""
         self.fold_paint()
         try:
             return self.annotation_model.autosave()
-        except OSError as exc:
+        except (OSError, UserError) as exc:
+            self._autosave_failed(exc)
+        return None
+
+    def autosave_in_background(self):
+        """Autosave in a worker (saving rewrites every frame's masks: seconds on long
+        videos); what is saved is taken now. Returns the worker."""
+        self.fold_paint()
+        worker = _save_worker(self.annotation_model.autosave_job())
+        worker.errored.connect(self._autosave_failed)
+        worker.returned.connect(self._autosaved)
+        worker.start()
+        return worker
+
+    def _autosaved(self, where: Path | None) -> None:
+        if where is not None:  # None: a later save superseded it
+            self.autosaved.emit(where)
+
+    def _autosave_failed(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
             target = self.annotation_model.autosave_target()
             show_warning(f"Autosave to {target} failed ({exc.strerror or exc}).")
-        except UserError as exc:  # another writer holds the folder or saved there since
+        elif isinstance(exc, UserError):  # another writer holds the folder or saved since
             show_warning(f"Autosave skipped: {exc}")
-        return None
+        else:
+            show_failure("Autosave", exc)
+        self.autosaved.emit(None)
 
 
 # Errors go to the errored handlers only, not also re-raised on the main thread.
 @thread_worker(ignore_errors=True)
 def _preview_worker(session: TrackingSession, queue: PromptQueue):
     yield from queue.apply(session)
+
+
+@thread_worker(ignore_errors=True)
+def _save_worker(job) -> Path | None:
+    return job()
 
 
 @thread_worker(ignore_errors=True)

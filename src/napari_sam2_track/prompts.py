@@ -177,6 +177,12 @@ class PromptSet:
     def object_ids(self) -> list[int]:
         return sorted({o for _, o in self._prompts})
 
+    def copy(self) -> PromptSet:
+        """Another set of the same prompts (prompts do not change once made)."""
+        other = PromptSet()
+        other._prompts = dict(self._prompts)
+        return other
+
     def items(self) -> list[tuple[tuple[int, int], FramePrompt]]:
         return sorted(self._prompts.items(), key=lambda item: item[0])
 
