@@ -111,6 +111,7 @@ class TrackerController:
         #: Each object's state on each frame, for the timeline and the object table.
         self.track_states = TrackStates(session.n_frames)
         self._states_worker = None
+        self._frames_since_build: set[int] = set()  # changed while a build runs
         self._make_layers()
         self.build_states()
         #: Encodes the frames on screen while idle, so a click there waits for no encode.
@@ -485,7 +486,7 @@ class TrackerController:
         worker = _states_worker(
             self.session.results, prompted, objects, self.track_states.min_score
         )
-        self._frames_since_build: set[int] = set()
+        self._frames_since_build = set()
         worker.returned.connect(self._states_built)
         worker.errored.connect(lambda exc: show_failure("Reading the track states", exc))
         self._states_worker = worker

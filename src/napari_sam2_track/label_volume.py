@@ -17,7 +17,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .results import ObjectMask, TrackResults
+from .results import ObjectMask, TrackResults, labels_of
 
 
 class LabelVolume:
@@ -191,7 +191,8 @@ class FrameDrawer:
         if not self._places.acquire(blocking=False):
             return None
         objects = self.results.frame(frame)  # what LabelVolume.keep checks the image against
-        image = self.results.labels(frame, dtype=LabelVolume.dtype)
+        results = self.results
+        image = labels_of(objects, results.height, results.width, LabelVolume.dtype)
         return DrawnLabels(frame, image, objects, self._places.release)
 
 

@@ -77,6 +77,17 @@ class ObjectMask:
         return self.area == 0
 
 
+def labels_of(
+    objects: dict[int, ObjectMask], height: int, width: int, dtype=np.uint32
+) -> np.ndarray:
+    """The label image of one frame's objects (see :meth:`TrackResults.labels`)."""
+    out = np.zeros((height, width), dtype=dtype)
+    for obj_id, entry in sorted(objects.items(), key=lambda item: (item[1].score, item[0])):
+        if not entry.empty:
+            out[entry.mask] = obj_id
+    return out
+
+
 class TrackResults:
     """Masks of every tracked object on every frame where it was computed.
 
@@ -198,12 +209,7 @@ class TrackResults:
 
         Where objects overlap, the one with the higher score is shown (ties: higher id).
         """
-        out = np.zeros((self.height, self.width), dtype=dtype)
-        objects = sorted(self.frame(frame).items(), key=lambda item: (item[1].score, item[0]))
-        for obj_id, entry in objects:
-            if not entry.empty:
-                out[entry.mask] = obj_id
-        return out
+        return labels_of(self.frame(frame), self.height, self.width, dtype)
 
     def boxes(self, frame: int) -> dict[int, Box]:
         return {o: e.box for o, e in self.frame(frame).items() if e.box is not None}
