@@ -9,6 +9,10 @@ The last line reads ``identical=yes|no retrack_speedup=X cache_speedup=Y
 click_after_prefetch_s=Z`` for the last size measured. SAM 2.1 tiny with random weights
 (no download here): the encoder and decoder cost what trained weights cost; where the
 track re-joins depends on the weights, so the re-join figure is indicative only.
+
+Objects are tracked once; each re-propagation then runs in a session reopened from it
+(its prompts and masks, and its features kept on disk), as after reopening a saved
+session: SAM 2 has by then dropped the memory of frames long behind, in both cases.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +29,7 @@ import psutil
 import torch
 
 from napari_sam2_track.engine import TrackingSession
+from napari_sam2_track.results import TrackResults
 from napari_sam2_track.sam2_backend import build_model
 from napari_sam2_track.video import open_video
 
@@ -45,38 +51,69 @@ def masks(session: TrackingSession) -> dict:
     }
 
 
-def annotate(frames, model, cache_bytes: int, click, fix, until: str):
-    """Track from ``click``, correct on ``fix``; the re-propagation's time and the session."""
-    session = TrackingSession(frames, model, feature_cache_bytes=cache_bytes)
-    frame, point = click
-    session.set_prompt(frame, 1, points=[point], labels=[1])
-    full, _ = timed(lambda: list(session.propagate()))
-    frame, point = fix
-    session.set_prompt(frame, 1, points=[click[1], point], labels=[1, 0])
-    run = session.propagate(until=until)
-    again, _ = timed(lambda: list(run))
-    return session, full, again, run
+def copied(results: TrackResults) -> TrackResults:
+    copy = TrackResults(results.n_frames, results.height, results.width)
+    for frame, entries in results:
+        for obj_id, entry in entries.items():
+            copy.set(frame, obj_id, entry)
+    return copy
 
 
-def measure(frames, size: int, budget: int) -> str:
+def rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def checkpoint_model(size: int, folder: Path):
+    """SAM 2.1 tiny with random weights, loaded from a file so features may go to disk."""
     torch.manual_seed(0)
-    model = build_model(image_size=size, random_weights=True, device="cpu")
+    path = folder / "random_tiny.pt"
+    state = build_model(image_size=size, random_weights=True, device="cpu").predictor.state_dict()
+    torch.save({"model": state}, path)
+    return build_model(checkpoint=path, image_size=size, device="cpu")
+
+
+def click_times(frames, model, budget: int, point) -> tuple[float, float]:
+    """A click on a frame never encoded, and on one the idle prefetch has encoded."""
+    clicks = TrackingSession(frames, model, feature_cache_bytes=budget)
+    cold, _ = timed(lambda: clicks.set_prompt(3, 1, points=[point], labels=[1]))
+    clicks.tracker.encode(5)  # what the idle prefetch does while frame 5 is on screen
+    warm, _ = timed(lambda: clicks.set_prompt(5, 1, points=[point], labels=[1]))
+    return cold, warm
+
+
+def measure(frames, size: int, budget: int, folder: Path) -> str:
+    model = checkpoint_model(size, folder)
+    store = folder / f"features_{size}"
     n, height, width = len(frames), frames.shape[1], frames.shape[2]
     click = (0, (width / 2, height / 2))
     fix = (int(n * 0.7), (width / 4, height / 4))
 
-    clicks = TrackingSession(frames, model, feature_cache_bytes=budget)
-    cold, _ = timed(lambda: clicks.set_prompt(3, 1, points=[click[1]], labels=[1]))
-    clicks.tracker.encode(5)  # what the idle prefetch does while frame 5 is on screen
-    warm, _ = timed(lambda: clicks.set_prompt(5, 1, points=[click[1]], labels=[1]))
+    cold, warm = click_times(frames, model, budget, click[1])
 
-    before, full, old, _ = annotate(frames, model, 0, click, fix, "end")
-    uncached = psutil.Process().memory_info().rss  # model, frames and one session
-    cached, _, cache_only, _ = annotate(frames, model, budget, click, fix, "end")
-    grown = psutil.Process().memory_info().rss - uncached  # a second session, and its cache
-    _, _, new, run = annotate(frames, model, budget, click, fix, "rejoin")
+    tracked = TrackingSession(frames, model, feature_cache_bytes=budget, features_on_disk=store)
+    tracked.set_prompt(click[0], 1, points=[click[1]], labels=[1])
+    full, _ = timed(lambda: list(tracked.propagate()))
+    progress(f"{size} px: full propagation {full:.0f} s")
+
+    def corrected(cache_bytes: int, until: str):
+        """Reopen the tracked session, correct a late frame, and re-propagate."""
+        session = TrackingSession(
+            frames, model, feature_cache_bytes=cache_bytes, features_on_disk=store
+        )
+        session.restore(tracked.prompts.copy(), copied(tracked.results))
+        session.set_prompt(fix[0], 1, points=[click[1], fix[1]], labels=[1, 0])
+        run = session.propagate(until=until)
+        seconds, _ = timed(lambda: list(run))
+        progress(f"{size} px: re-propagation ({cache_bytes=}, {until=}) {seconds:.0f} s")
+        return session, seconds, run
+
+    before, old, _ = corrected(0, "end")
+    uncached = rss()  # model, frames, the tracked session and one without a cache
+    cached, cache_only, _ = corrected(budget, "end")
+    grown = rss() - uncached  # a second session, and its cache
+    _, new, run = corrected(budget, "rejoin")
     identical = masks(before) == masks(cached)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     kept = cached.tracker.features.nbytes
     print(f"\n{size} px, {n} frames of {width}x{height}, correction on frame {fix[0]}")
     print(f"  click on a cold frame        {cold:8.2f} s")
@@ -87,11 +124,15 @@ def measure(frames, size: int, budget: int) -> str:
     print(f"  re-propagation, now          {new:8.2f} s ({run.summary()})")
     print(f"  masks identical, cache on/off: {'yes' if identical else 'no'}")
     print(f"  features kept {kept / 2**20:.0f} MiB of a {budget / 2**20:.0f} MiB budget; ", end="")
-    print(f"RSS grew {grown / 2**20:.0f} MiB with them (peak RSS {rss / 2**20:.0f} MiB in all)")
+    print(f"RSS grew {grown / 2**20:.0f} MiB with them (peak RSS {peak / 2**20:.0f} MiB in all)")
     return (
         f"identical={'yes' if identical else 'no'} retrack_speedup={old / new:.1f} "
         f"cache_speedup={old / cache_only:.1f} click_after_prefetch_s={warm:.2f}"
     )
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     video = open_video(args.video)
     frames = np.ascontiguousarray(video[: min(n, len(video))])
     line = ""
-    for size in sizes:
-        line = measure(frames, size, args.budget_mb * 2**20)
+    with tempfile.TemporaryDirectory() as folder:
+        for size in sizes:
+            line = measure(frames, size, args.budget_mb * 2**20, Path(folder))
     print(line)
     return 0
 
