@@ -224,3 +224,17 @@ def test_the_label_volume_keeps_a_bounded_number_of_frames():
         else:
             volume.frame(frame)
     assert volume.rendered_frames == [7, 8, 9]
+
+
+def test_folding_a_painted_frame_marks_only_the_masks_it_changed_as_painted():
+    from napari_sam2_track.label_volume import fold_painted_frame
+
+    results = square_results()
+    labels = results.labels(2).astype(np.uint8)
+    labels[4, 6] = 7  # a new object painted in; object 5 left as SAM 2 gave it
+    assert fold_painted_frame(results, 2, labels) == [7]
+    assert results.get(2, 7).painted and results.get(2, 7).area == 1
+    assert not results.get(2, 5).painted
+    labels[1, 1] = 0  # object 5 painted over
+    assert fold_painted_frame(results, 2, labels) == [5]
+    assert results.get(2, 5).painted and results.get(2, 5).area == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 
@@ -10,7 +11,7 @@ import pytest
 
 from napari_sam2_track import store
 from napari_sam2_track.prompts import FramePrompt, PromptSet
-from napari_sam2_track.results import TrackResults
+from napari_sam2_track.results import ObjectMask, TrackResults
 from napari_sam2_track.store import (
     Annotation,
     ObjectInfo,
@@ -32,6 +33,8 @@ def make_annotation(n_frames=12, seed=0) -> Annotation:
     for frame in range(n_frames):
         for obj in (1, 2):
             results.set(frame, obj, video.labels[frame] == obj, score=0.5 + 0.01 * frame)
+    painted = ObjectMask.from_mask(video.labels[2] > 0, score=0.52, painted=True)
+    results.set(2, 1, painted)  # both objects painted over as one
     prompts = PromptSet()
     prompts.set(0, 1, FramePrompt(points=[(10.5, 20.0), (3, 4)], labels=[1, 0]))
     prompts.set(3, 2, FramePrompt(box=(5, 6, 30, 40), points=[(7, 8)], labels=[1]))
@@ -170,6 +173,26 @@ def test_damaged_mask_chunk_is_skipped_and_the_rest_loads(tmp_path):
     assert loaded.results.get(220, 2) == saved.results.get(220, 2)
     assert loaded.warnings == ["the masks in 00000100.json.gz are damaged and were skipped."]
     assert loaded.prompts.items() == saved.prompts.items()
+
+
+def test_a_painted_mask_stays_painted_and_a_tampered_flag_is_refused(tmp_path):
+    saved = make_annotation()
+    save_session(tmp_path / "s", saved)
+    loaded = load_session(tmp_path / "s")
+    assert loaded.results.get(2, 1).painted and not loaded.results.get(2, 2).painted
+    assert not loaded.results.get(3, 1).painted
+
+    manifest_path = tmp_path / "s" / store.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    name = f"{store.MASKS_FOLDER}/00000000.json.gz"
+    chunk_path = tmp_path / "s" / manifest["data"] / name
+    chunk = json.loads(gzip.decompress(chunk_path.read_bytes()))
+    chunk["2"]["1"]["painted"] = "yes"
+    manifest["files"][name] = chunk_path.write_bytes(gzip.compress(json.dumps(chunk).encode()))
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = load_session(tmp_path / "s")
+    assert loaded.results.get(2, 1) is None
+    assert loaded.warnings == ["the masks in 00000000.json.gz are damaged and were skipped."]
 
 
 def test_truncated_chunk_and_damaged_prompts_are_reported_on_load(tmp_path):

@@ -57,8 +57,7 @@ def test_updates_follow_changed_frames_and_the_threshold_needs_no_reread():
 def test_a_painted_frame_shows_until_it_is_tracked_again():
     results, prompts = sample()
     states = TrackStates.build(results, [], [1])
-    results.set(2, 1, square(False) | np.eye(H, W, dtype=bool))
-    states.mark_painted(2, 1, results.get(2, 1))
+    results.set(2, 1, ObjectMask.from_mask(square(False) | np.eye(H, W, dtype=bool), painted=True))
     states.update(results, prompts, [2])
     assert states.states(1)[2] == FrameState.PAINTED
     results.set(2, 1, ObjectMask.from_mask(square(), 0.9))  # SAM 2 tracks it again

@@ -546,10 +546,8 @@ class TrackerController:
     def fold_paint(self) -> None:
         """Make painted frames the truth for the results (and so boxes and exports)."""
         painted = self.volume.take_painted()
-        results = self.session.results
         for frame, labels in painted.items():
-            for obj_id in fold_painted_frame(results, frame, labels):
-                self.track_states.mark_painted(frame, obj_id, results.get(frame, obj_id))
+            fold_painted_frame(self.session.results, frame, labels)
         if painted:
             self.refresh_frames(list(painted))
 

@@ -211,6 +211,6 @@ def fold_painted_frame(results: TrackResults, frame: int, labels: np.ndarray) ->
         if old is not None and np.array_equal(old.mask, mask):
             continue
         score = old.score if old is not None else 1.0
-        results.set(frame, obj_id, mask, score)
+        results.set(frame, obj_id, ObjectMask.from_mask(mask, score, results.specks, True))
         changed.append(obj_id)
     return changed

@@ -52,21 +52,27 @@ def rle_from_json(data: dict) -> dict:
 
 @dataclass(frozen=True)
 class ObjectMask:
-    """One object on one frame: its mask (as RLE), presence score and box."""
+    """One object on one frame: its mask (as RLE), presence score and box, and whether
+    it was painted by hand rather than given by SAM 2."""
 
     rle: dict
     score: float
     box: Box | None
     area: int
+    painted: bool = False
 
     @classmethod
     def from_mask(
-        cls, mask: np.ndarray, score: float = 1.0, specks: SpeckRule = DEFAULT_SPECKS
+        cls,
+        mask: np.ndarray,
+        score: float = 1.0,
+        specks: SpeckRule = DEFAULT_SPECKS,
+        painted: bool = False,
     ) -> ObjectMask:
         """The entry of a mask; its box leaves out the specks ``specks`` names."""
         mask = np.asarray(mask, dtype=bool)
         box = box_without_specks(mask, specks)
-        return cls(encode_mask(mask), float(score), box, int(mask.sum()))
+        return cls(encode_mask(mask), float(score), box, int(mask.sum()), painted)
 
     @property
     def mask(self) -> np.ndarray:

@@ -281,13 +281,17 @@ def _prompts_json(prompts: PromptSet) -> str:
 def _mask_chunks(results: TrackResults):
     chunks: dict[int, dict[str, dict]] = {}
     for frame, objects in results:
-        entries = {
-            str(obj_id): {"rle": rle_json(e.rle), "score": e.score, "box": e.box, "area": e.area}
-            for obj_id, e in objects.items()
-        }
+        entries = {str(obj_id): _entry_json(e) for obj_id, e in objects.items()}
         chunks.setdefault(frame // CHUNK_FRAMES * CHUNK_FRAMES, {})[str(frame)] = entries
     for first in sorted(chunks):
         yield first, json.dumps(chunks[first]).encode()
+
+
+def _entry_json(entry: ObjectMask) -> dict:
+    data = {"rle": rle_json(entry.rle), "score": entry.score, "box": entry.box, "area": entry.area}
+    if entry.painted:  # absent: given by SAM 2, as in sessions saved before painting was
+        data["painted"] = True
+    return data
 
 
 def _boxes_csv(annotation: Annotation) -> str:
@@ -428,4 +432,8 @@ def _attach_chunk(results: TrackResults, path: Path, size: int, warnings: list[s
 
 def _object_mask(entry: dict) -> ObjectMask:
     box = tuple(entry["box"]) if entry.get("box") is not None else None
-    return ObjectMask(rle_from_json(entry["rle"]), float(entry["score"]), box, int(entry["area"]))
+    painted = entry.get("painted", False)
+    if not isinstance(painted, bool):
+        raise TypeError("painted is true or false")
+    rle = rle_from_json(entry["rle"])
+    return ObjectMask(rle, float(entry["score"]), box, int(entry["area"]), painted)

@@ -14,7 +14,7 @@ from enum import IntEnum
 import numpy as np
 
 from .prompts import PromptSet
-from .results import ObjectMask, TrackResults
+from .results import TrackResults
 
 _EMPTY, _PROMPTED, _PAINTED = 1, 2, 4
 
@@ -57,8 +57,6 @@ class TrackStates:
         self.min_score = min_score
         self._scores: dict[int, np.ndarray] = {}
         self._flags: dict[int, np.ndarray] = {}
-        #: Painted masks by (frame, object): a frame stays painted while its entry is one.
-        self._painted: dict[tuple[int, int], ObjectMask] = {}
 
     @property
     def object_ids(self) -> list[int]:
@@ -75,7 +73,6 @@ class TrackStates:
         wanted = set(obj_ids)
         for obj_id in set(self._scores) - wanted:
             del self._scores[obj_id], self._flags[obj_id]
-        self._painted = {k: e for k, e in self._painted.items() if k[1] in wanted}
         for obj_id in wanted:
             self._row(obj_id)
 
@@ -112,18 +109,9 @@ class TrackStates:
             for obj_id, entry in objects.items():
                 scores, flags = self._row(obj_id)
                 scores[frame] = entry.score
-                painted = self._painted.get((frame, obj_id))
-                if painted is not None and painted is not entry:  # tracked again since
-                    del self._painted[(frame, obj_id)]
-                    painted = None
-                flags[frame] = (_EMPTY if entry.empty else 0) | (_PAINTED if painted else 0)
+                flags[frame] = (_EMPTY if entry.empty else 0) | (_PAINTED if entry.painted else 0)
         for frame, obj_id in prompted:
             self._row(obj_id)[1][frame] |= _PROMPTED
-
-    def mark_painted(self, frame: int, obj_id: int, entry: ObjectMask) -> None:
-        """Note that ``entry``, the object's mask on ``frame``, was painted by hand (it
-        shows once the frame is updated, until the frame is tracked again)."""
-        self._painted[(frame, obj_id)] = entry
 
     def states(self, obj_id: int) -> np.ndarray:
         """The object's :class:`FrameState` on every frame, as uint8."""
