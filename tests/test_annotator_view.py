@@ -202,3 +202,24 @@ def test_controls_come_in_collapsible_groups_with_shortcuts_in_tooltips(
     with qtbot.waitSignal(c.propagation_finished, timeout=120_000):
         bindings["Shift+P"](c.prompts_layer)
     assert c.session.results.frames_of(1) == list(range(N_FRAMES))
+
+
+def test_closing_the_tracker_dock_keeps_the_work_and_closes_the_timeline(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_sam2_track.store import load_session
+
+    viewer, widget, c = tracking_two_objects(
+        make_napari_viewer, qtbot, random_checkpoint, video_file
+    )
+    dock = widget.native.parentWidget()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    with qtbot.waitSignal(widget.timeline.destroyed):
+        dock.destroyOnClose()  # what the dock's close button does
+    assert "SAM 2 timeline" not in viewer.window.dock_widgets and widget.timeline is None
+    saved = load_session(c.annotation_model.autosave_target())
+    assert sorted(saved.prompts.frames()) == [0, 2]
+    viewer.dims.set_current_step(0, 3)  # the viewer goes on without the dock

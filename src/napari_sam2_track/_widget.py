@@ -47,6 +47,8 @@ from .synthetic import SYNTHETIC_KEY
 from .timeline_view import TimelineRow, TimelineView
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import napari
 
     from .controller import TrackerController
@@ -424,9 +426,11 @@ class TrackerWidget(Container):
         self.controller.propagation_finished.connect(self._show_what_was_tracked)
         self._bind_shortcuts(self.controller.prompts_layer)
         self._dock_timeline()
-        # Closing napari (or crashing after a propagation) must not lose work.
+        # Closing the dock or napari (or crashing after a propagation) must not lose work.
         controller = self.controller
-        self.native.destroyed.connect(lambda *_: _detach(controller))
+        self._detach_when_gone = lambda *_: _detach(controller)
+        self.native.destroyed.connect(self._detach_when_gone)
+        WhenUndocked(self.native, self._undocked)
         QApplication.instance().aboutToQuit.connect(controller.close)
         if folder is not None:
             self.folder.value = folder
@@ -457,6 +461,16 @@ class TrackerWidget(Container):
 
     def _forget_timeline(self, *_) -> None:
         self.timeline = None  # its dock was closed
+
+    def _undocked(self) -> None:
+        """This dock was closed: the work is kept and the timeline's dock goes too."""
+        self.native.destroyed.disconnect(self._detach_when_gone)
+        _detach(self.controller)
+        self._viewer.dims.events.current_step.disconnect(self._show_current)
+        if self.timeline is not None:
+            timeline, self.timeline = self.timeline, None
+            self._viewer.window.remove_dock_widget(timeline)
+            timeline.deleteLater()
 
     def _go_to_frame(self, frame: int) -> None:
         self._viewer.dims.set_current_step(0, frame)
@@ -731,6 +745,22 @@ class FitWhenShown(QObject):
         if event.type() == QEvent.Type.Show:
             watched.removeEventFilter(self)
             QTimer.singleShot(0, self._viewer.reset_view)  # once the layout has settled
+        return False
+
+
+class WhenUndocked(QObject):
+    """Calls ``undocked`` when napari takes the widget out of its dock (the dock's close
+    button); not when napari closes, which destroys the widget in its dock."""
+
+    def __init__(self, widget: QWidget, undocked: Callable[[], None]):
+        super().__init__(widget)
+        self._undocked = undocked
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            watched.removeEventFilter(self)
+            self._undocked()
         return False
 
 
