@@ -83,3 +83,15 @@ def test_binning_keeps_the_strongest_state_of_each_pixel_column():
     # Wider than the video: each frame spans several columns.
     wide = binned_states(np.array([[0, 1, 4]], np.uint8), 7)
     assert wide.tolist() == [[0, 0, 0, 1, 1, 4, 4]]
+
+
+def test_the_next_problem_is_a_gap_an_empty_mask_or_a_low_score_within_the_track():
+    results, prompts = sample()  # object 1: tracked 0-7, empty on 5, low score on 6
+    results.set(9, 1, square(), score=0.9)  # and on 9, so 8 is a gap inside the track
+    states = TrackStates.build(results, [key for key, _ in prompts.items()], [1, 2, 3])
+    assert [states.next_problem(1, f) for f in (0, 5, 6, 8, 9)] == [5, 6, 8, None, None]
+    assert [states.next_problem(1, f, -1) for f in (11, 9, 8, 6, 5)] == [8, 8, 6, 5, None]
+    assert states.next_problem(2, 0) is None and states.next_problem(3, 0) is None
+    states.min_score = 0.85  # object 2's 0.8 is low now
+    assert states.next_problem(2, 0) == 3 and states.next_problem(2, 3) == 4
+    assert states.next_problem(2, 20, -1) == 4

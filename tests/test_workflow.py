@@ -574,6 +574,8 @@ def test_review_jumps_to_frames_without_a_mask(
     for frame in range(10):
         results.set(frame, 1, good if frame != 6 else np.zeros_like(good), score=0.9)
     results.set(3, 1, good, score=0.2)
+    qtbot.waitUntil(lambda: c.states_ready)
+    c.refresh_frames(list(range(10)))  # as a propagation does for the frames it tracked
     viewer.dims.set_current_step(0, 0)
     widget.next_problem.clicked()
     assert viewer.dims.current_step[0] == 3

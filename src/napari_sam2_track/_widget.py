@@ -529,7 +529,7 @@ class TrackerWidget(Container):
     def _review(self, step: int) -> int | None:
         if self.controller is None:
             return None
-        return self.controller.next_review_frame(step, self.min_score.value)
+        return self.controller.next_review_frame(step)
 
     def _on_mask_prompt(self) -> None:
         if self.controller is not None:

@@ -44,7 +44,6 @@ from .layers import (
     hiding_colormap,
     marker_size,
     masks_layer_kwargs,
-    next_frame_to_review,
     prompt_boxes,
     prompt_points,
     prompts_from_layer,
@@ -551,11 +550,13 @@ class TrackerController:
         if painted:
             self.refresh_frames(list(painted))
 
-    def next_review_frame(self, step: int = 1, min_score: float = 0.5) -> int | None:
-        """Go to the next frame where the current object has no mask or a low score."""
-        frame = next_frame_to_review(
-            self.session.results, self.current_object, self.current_frame(), step, min_score
-        )
+    def next_review_frame(self, step: int = 1) -> int | None:
+        """Go to the next frame (``step`` 1, or -1 for the one before) where the current
+        object has no mask or a score below the states' ``min_score``."""
+        if not self.states_ready:
+            show_info("The session's masks are still being read; try again in a moment.")
+            return None
+        frame = self.track_states.next_problem(self.current_object, self.current_frame(), step)
         if frame is None:
             name = self.annotation_model.registry[self.current_object].name
             show_info(f"No frame to review for {name}.")

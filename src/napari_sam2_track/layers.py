@@ -214,24 +214,3 @@ def box_layer_data(
             features["frame"].append(frame)
             features["name"].append(names.get(obj_id, f"object {obj_id}"))
     return rectangles, features
-
-
-def next_frame_to_review(
-    results: TrackResults, obj_id: int, frame: int, step: int = 1, min_score: float = 0.5
-) -> int | None:
-    """The next frame after ``frame`` (``step`` +1 or -1) where an object is likely wrong.
-
-    Within the stretch of frames the object was tracked on, that is a frame where it
-    has no mask, or where SAM 2's confidence that it is present is below ``min_score``.
-    """
-    tracked = results.frames_of(obj_id)
-    if not tracked:
-        return None
-    first, last = tracked[0], tracked[-1]
-    t = frame + step
-    while first <= t <= last:
-        entry = results.get(t, obj_id)
-        if entry is None or entry.empty or entry.score < min_score:
-            return t
-        t += step
-    return None

@@ -124,6 +124,23 @@ class TrackStates:
         out[(flags & _PROMPTED) != 0] = FrameState.PROMPTED
         return out
 
+    def next_problem(self, obj_id: int, frame: int, step: int = 1) -> int | None:
+        """The next frame after ``frame`` (``step`` 1, or -1 for the one before) where the
+        object is likely wrong: within the stretch it was tracked on, a frame where it
+        has no mask or a score below :attr:`min_score`."""
+        scores, flags = self._row(obj_id)
+        tracked = np.flatnonzero(~np.isnan(scores))
+        if not tracked.size:
+            return None
+        with np.errstate(invalid="ignore"):
+            problem = np.isnan(scores) | ((flags & _EMPTY) != 0) | (scores < self.min_score)
+        first, last = int(tracked[0]), int(tracked[-1])
+        if step > 0:
+            ahead = np.flatnonzero(problem[max(frame + 1, first) : last + 1])
+            return int(ahead[0]) + max(frame + 1, first) if ahead.size else None
+        behind = np.flatnonzero(problem[first : min(frame, last + 1)])
+        return int(behind[-1]) + first if behind.size else None
+
     def score(self, frame: int, obj_id: int) -> float | None:
         value = self._row(obj_id)[0][frame]
         return None if np.isnan(value) else float(value)
