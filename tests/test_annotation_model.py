@@ -111,3 +111,17 @@ def test_an_autosave_job_a_later_save_supersedes_writes_nothing(model, tmp_path)
     assert job() is None  # it would have put the older session back
     saved = load_session(tmp_path / "s")
     assert saved.version == version and saved.prompts.frames() == [0, 2]
+
+
+def test_a_save_job_never_puts_an_older_session_over_a_newer_one(model, tmp_path):
+    model.session.set_prompt(0, 1, [(10, 10)], [1])
+    first = model.save_job(tmp_path / "s")
+    model.session.set_prompt(2, 1, [(20, 20)], [1])
+    second = model.save_job(tmp_path / "s")
+    elsewhere = model.save_job(tmp_path / "copy")
+    assert model.folder is None  # until a save is written
+    assert second() == tmp_path / "s" and model.folder == tmp_path / "s"
+    assert first() == tmp_path / "s"  # the newer one holds all it held
+    assert load_session(tmp_path / "s").prompts.frames() == [0, 2]
+    assert elsewhere() == tmp_path / "copy"  # another folder: written all the same
+    assert load_session(tmp_path / "copy").prompts.frames() == [0, 2]

@@ -86,6 +86,13 @@ def start_with_a_click(make_napari_viewer, qtbot, checkpoint, path):
     return viewer, widget, controller
 
 
+def save(qtbot, widget):
+    """Click Save and wait for its worker: the folder saved in, or None."""
+    with qtbot.waitSignal(widget.session_saved, timeout=WAIT_MS) as saved:
+        widget.save.clicked()
+    return saved.args[0]
+
+
 def wait_previews(qtbot, controller):
     qtbot.waitUntil(lambda: not controller.previewing and not controller.queue, timeout=WAIT_MS)
 
@@ -251,7 +258,7 @@ def test_seed_workflow_end_to_end(
 
     # Save, close, open the session folder again, and go on where it stopped.
     widget.folder.value = tmp_path / "shapes.session"
-    assert widget.save_session() == tmp_path / "shapes.session"
+    assert save(qtbot, widget) == tmp_path / "shapes.session"
     saved = {o: rles(c, session.results.frames_of(o), o) for o in (1, 2)}
     names = dict(c.annotation_model.registry)
     viewer.close()
@@ -622,6 +629,50 @@ def test_the_boxes_layer_holds_the_frame_on_screen_and_redraws_only_that(
     assert_layers_match_results(c)
 
 
+def test_save_writes_in_a_worker_and_a_folder_it_may_not_fill_is_a_warning(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, monkeypatch
+):
+    import threading
+
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_sam2_track import annotation_model
+    from napari_sam2_track.store import load_session
+
+    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
+    threads = []
+    save_session = annotation_model.save_session
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return save_session(*args, **kwargs)
+
+    monkeypatch.setattr(annotation_model, "save_session", recording)
+    widget.folder.value = tmp_path / "mine.session"
+    assert save(qtbot, widget) == tmp_path / "mine.session"
+    assert threads and threads[0] is not threading.main_thread()  # the viewer never waits
+    assert load_session(tmp_path / "mine.session").prompts.frames() == [0]
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("not a session")
+    warnings: list[str] = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.WARNING:
+            warnings.append(notification.message)
+
+    widget.folder.value = notes
+    notification_manager.notification_ready.connect(record)
+    try:
+        assert save(qtbot, widget) is None
+    finally:
+        notification_manager.notification_ready.disconnect(record)
+    assert len(warnings) == 1 and warnings[0].startswith("Could not save the session:")
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    assert c.annotation_model.folder == tmp_path / "mine.session"
+
+
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
     make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, monkeypatch
 ):
@@ -850,7 +901,7 @@ def test_a_session_of_the_sample_video_reopens_on_the_sample(make_napari_viewer,
     wait_previews(qtbot, c)
     propagate(qtbot, widget, limit=True, first_frame=0, last_frame=2)
     widget.folder.value = tmp_path / "sample.session"
-    widget.save_session()
+    save(qtbot, widget)
     saved = rles(c, range(3), 1)
     viewer.close()
 
@@ -931,7 +982,7 @@ def test_a_drawn_box_gives_a_preview_and_survives_save_and_reopen(
     assert c.session.prompts.get(6, 2).box == (5, 5, 40, 40)
 
     widget.folder.value = tmp_path / "boxes.session"
-    widget.save_session()
+    save(qtbot, widget)
     viewer.close()
     viewer = make_napari_viewer()
     viewer.open(str(tmp_path / "boxes.session"), plugin=PLUGIN)

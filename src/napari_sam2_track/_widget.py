@@ -100,6 +100,8 @@ class TrackerWidget(Container):
 
     #: Emitted when an export has ended, written or not.
     export_finished = Signal()
+    #: A Save ended: the session folder, or None when it could not be saved.
+    session_saved = Signal(object)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=False)
@@ -576,23 +578,33 @@ class TrackerWidget(Container):
 
     # ---------------------------------------------------------------- session
 
-    def save_session(self) -> Path | None:
+    def save_session(self):
+        """Save into the Session field's folder, in a worker; ``session_saved`` carries
+        the folder, or None when it could not be saved (a warning says why)."""
         folder = self.folder.value
         if self.controller is None:
             return None
         if not folder or str(folder) in ("", "."):
             show_warning("Choose a session folder to save in (Session field).")
             return None
-        try:
-            path = self.controller.save(Path(folder))
-        except UserError as exc:
+        worker = self.controller.save_in_background(Path(folder))
+        worker.returned.connect(self._session_saved)
+        worker.errored.connect(lambda exc: self._session_not_saved(folder, exc))
+        worker.start()
+        return worker
+
+    def _session_saved(self, folder: Path) -> None:
+        show_info(f"Saved the session to {folder}.")
+        self.session_saved.emit(folder)
+
+    def _session_not_saved(self, folder: Path, exc: Exception) -> None:
+        if isinstance(exc, UserError):
             show_warning(f"Could not save the session: {exc}")
-            return None
-        except OSError as exc:  # a full disk or a folder one may not write to
+        elif isinstance(exc, OSError):  # a full disk or a folder one may not write to
             show_warning(f"Could not save the session in {folder}: {exc.strerror or exc}.")
-            return None
-        show_info(f"Saved the session to {path}.")
-        return path
+        else:
+            show_failure("Saving the session", exc)
+        self.session_saved.emit(None)
 
     def open_session(self) -> None:
         """Open the session folder in the Session field.

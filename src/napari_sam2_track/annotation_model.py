@@ -76,6 +76,8 @@ class AnnotationModel:
             self._versions[_key(stored.folder)] = stored.version
         self._writing = threading.Lock()  # one write at a time, from any thread
         self._saves_asked = 0
+        #: By folder, the newest save written there (its number in the order asked).
+        self._written: dict[str, int] = {}
 
     # ----------------------------------------------------------------- objects
 
@@ -139,12 +141,28 @@ class AnnotationModel:
 
     def save(self, folder: str | Path | None = None, clear_pending: bool = False) -> Path:
         """Save into ``folder`` (which becomes the session folder) or the session folder."""
+        return self.save_job(folder, clear_pending)()
+
+    def save_job(
+        self, folder: str | Path | None = None, clear_pending: bool = False
+    ) -> Callable[[], Path]:
+        """:meth:`save` in two steps: what to save is taken now, on this thread, and the
+        call returned writes it (in a worker, say) and returns the folder. A save asked
+        for later and already written there holds all this holds: it is not replaced."""
         folder = Path(folder) if folder else self.folder
         if folder is None:
             raise UserError("Choose a folder to save the session in first.")
-        self._save(folder, clear_pending)
-        self.folder = folder
-        return folder
+        self._saves_asked += 1
+        asked, annotation = self._saves_asked, self.annotation(clear_pending)
+
+        def write() -> Path:
+            with self._writing:
+                if self._written.get(_key(folder), 0) < asked:
+                    self._write(folder, annotation, asked)
+                self.folder = folder
+            return folder
+
+        return write
 
     def autosave(self) -> Path:
         """Save into the session folder, or without one into the video's autosave folder;
@@ -163,23 +181,19 @@ class AnnotationModel:
             with self._writing:
                 if asked != self._saves_asked:
                     return None
-                self._write(target, annotation)
+                self._write(target, annotation, asked)
             return target
 
         return write
 
-    def _save(self, folder: Path, clear_pending: bool = False) -> None:
-        self._saves_asked += 1
-        annotation = self.annotation(clear_pending)
-        with self._writing:  # after a write in flight, never beside it
-            self._write(folder, annotation)
-
-    def _write(self, folder: Path, annotation: Annotation) -> None:
+    def _write(self, folder: Path, annotation: Annotation, asked: int) -> None:
         """Save, replacing only the version this model last saw there (none: a new one);
-        never waiting for another writer, as the viewer's thread may be the one saving."""
+        never waiting for another writer, as the viewer's thread may be the one saving.
+        Called with the write lock held."""
         expected = self._versions.get(_key(folder))
         save_session(folder, annotation, expected_version=expected, wait=0)
         self._versions[_key(folder)] = annotation.version
+        self._written[_key(folder)] = asked
 
     def autosave_target(self) -> Path:
         """The session folder, or without one the video's autosave folder."""

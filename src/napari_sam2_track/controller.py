@@ -576,6 +576,12 @@ class TrackerController:
         self.fold_paint()
         return self.annotation_model.save(folder)
 
+    def save_in_background(self, folder: str | Path | None = None):
+        """:meth:`save` in a worker (it rewrites every frame's masks: seconds on long
+        videos); what is saved is taken now. Returns the worker, not yet started."""
+        self.fold_paint()
+        return _save_worker(self.annotation_model.save_job(folder))
+
     def close(self) -> None:
         """The viewer is closing: stop prefetching and keep the work."""
         self.prefetcher.close()
