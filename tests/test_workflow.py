@@ -629,17 +629,13 @@ def test_the_boxes_layer_holds_the_frame_on_screen_and_redraws_only_that(
     assert_layers_match_results(c)
 
 
-def test_save_writes_in_a_worker_and_a_folder_it_may_not_fill_is_a_warning(
-    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, monkeypatch
-):
+@pytest.fixture
+def save_threads(monkeypatch) -> list:
+    """The threads sessions are written from, in order."""
     import threading
 
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
     from napari_sam2_track import annotation_model
-    from napari_sam2_track.store import load_session
 
-    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
     threads = []
     save_session = annotation_model.save_session
 
@@ -648,9 +644,22 @@ def test_save_writes_in_a_worker_and_a_folder_it_may_not_fill_is_a_warning(
         return save_session(*args, **kwargs)
 
     monkeypatch.setattr(annotation_model, "save_session", recording)
+    return threads
+
+
+def test_save_writes_in_a_worker_and_a_folder_it_may_not_fill_is_a_warning(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, save_threads
+):
+    import threading
+
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_sam2_track.store import load_session
+
+    _, widget, c = start_with_a_click(make_napari_viewer, qtbot, random_checkpoint, video_file)
     widget.folder.value = tmp_path / "mine.session"
     assert save(qtbot, widget) == tmp_path / "mine.session"
-    assert threads and threads[0] is not threading.main_thread()  # the viewer never waits
+    assert save_threads and save_threads[0] is not threading.main_thread()  # never waits
     assert load_session(tmp_path / "mine.session").prompts.frames() == [0]
 
     notes = tmp_path / "notes"
@@ -674,26 +683,16 @@ def test_save_writes_in_a_worker_and_a_folder_it_may_not_fill_is_a_warning(
 
 
 def test_autosave_after_propagation_is_offered_back_on_the_next_open(
-    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, monkeypatch
+    make_napari_viewer, qtbot, video_file, random_checkpoint, tmp_path, save_threads
 ):
     import threading
-
-    from napari_sam2_track import annotation_model
 
     viewer, widget, c = start_with_a_click(
         make_napari_viewer, qtbot, random_checkpoint, video_file
     )
-    threads = []
-    save_session = annotation_model.save_session
-
-    def recording(*args, **kwargs):
-        threads.append(threading.current_thread())
-        return save_session(*args, **kwargs)
-
-    monkeypatch.setattr(annotation_model, "save_session", recording)
     with qtbot.waitSignal(c.autosaved, timeout=WAIT_MS) as autosaved:
         propagate(qtbot, widget, limit=True, first_frame=0, last_frame=3)
-    assert threads and threads[0] is not threading.main_thread()  # the viewer never waits
+    assert save_threads and save_threads[0] is not threading.main_thread()  # never waits
     assert autosaved.args[0].parent == tmp_path / "autosave"
     saved = rles(c, range(4), 1)
     viewer.close()  # as if napari had crashed after the propagation
