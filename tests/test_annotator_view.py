@@ -155,8 +155,13 @@ def test_the_object_table_selects_renames_hides_and_deletes_by_keyboard(
     viewer.layers.selection = {c.boxes_layer}
     viewer.layers.save(str(tmp_path / "boxes.csv"), selected=True, plugin=PLUGIN)
     with open(tmp_path / "boxes.csv") as handle:
-        saved = {int(row["obj_id"]) for row in csv.DictReader(handle)}
-    assert saved == {1, 2}  # hidden, not gone
+        saved = list(csv.DictReader(handle))
+    assert {int(row["obj_id"]) for row in saved} == {1, 2}  # hidden, not gone
+    for row in saved:  # names, classes and scores as the session export writes them
+        frame, obj_id = int(row["frame"]), int(row["obj_id"])
+        assert float(row["score"]) == round(c.session.results.get(frame, obj_id).score, 4)
+        expected = ("lid", "cup part") if obj_id == 2 else ("object 1", "object")
+        assert (row["name"], row["class"]) == expected
     c.new_object()  # a new object shows in its own colour while another is hidden
     assert np.allclose(c.masks_layer.get_color(3), c.object_color(3))
     c.delete_object(3)

@@ -110,6 +110,7 @@ def test_prompt_set_and_frame_prompt_rules():
 
 def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
     from napari_sam2_track.layers import box_layer_data, corners_to_box
+    from napari_sam2_track.store import ObjectInfo
 
     results = TrackResults(n_frames=6, height=20, width=30)
     for frame in range(6):
@@ -118,25 +119,25 @@ def test_box_layer_data_for_some_frames_is_the_whole_one_restricted():
             mask[frame : frame + 4, obj_id * 5 : obj_id * 5 + 3] = True
             results.set(frame, obj_id, mask)
     results.set(3, 2, np.zeros((20, 30), bool))  # an object with no box there
-    names = {1: "cup", 2: "lid"}
-    every, every_features = box_layer_data(results, names)
-    some, some_features = box_layer_data(results, names, {4, 3, 9})
+    objects = {1: ObjectInfo(1, "cup", "tableware")}  # object 2 has neither name nor class
+    every, every_features = box_layer_data(results, objects)
+    some, some_features = box_layer_data(results, objects, {4, 3, 9})
 
     def rows(rectangles, features):
-        return [
-            (f, o, n, corners_to_box(r))
-            for r, f, o, n in zip(
-                rectangles, features["frame"], features["obj_id"], features["name"], strict=True
-            )
-        ]
+        columns = [features[name] for name in ("frame", "obj_id", "name", "class", "score")]
+        return [(*row, corners_to_box(r)) for r, *row in zip(rectangles, *columns, strict=True)]
 
     everything = rows(every, every_features)
     assert len(everything) == 11
+    assert {row[1:5] for row in everything} == {
+        (1, "cup", "tableware", 1.0),
+        (2, "object 2", "object", 1.0),
+    }
     assert rows(some, some_features) == [row for row in everything if row[0] in (3, 4)]
     assert [row[:3] for row in rows(some, some_features)] == [
         (3, 1, "cup"),
         (4, 1, "cup"),
-        (4, 2, "lid"),
+        (4, 2, "object 2"),
     ]
 
 

@@ -530,8 +530,8 @@ class TrackerController:
     ) -> tuple[list, dict, np.ndarray]:
         """Rectangles, features and edge colours of the boxes on ``frames`` (None: all),
         leaving out ``hidden`` objects."""
-        names = {o: info.name for o, info in self.annotation_model.registry.items()}
-        rectangles, features = box_layer_data(self.session.results, names, frames, hidden)
+        registry = self.annotation_model.registry
+        rectangles, features = box_layer_data(self.session.results, registry, frames, hidden)
         palette = {o: self.object_color(o) for o in set(features["obj_id"])}
         colors = np.array([palette[o] for o in features["obj_id"]])
         return rectangles, features, colors

@@ -17,11 +17,12 @@ import pandas as pd
 from .boxes import Box, box_edges, box_from_edges
 from .prompts import FramePrompt, PromptError, PromptSet, object_id, prompts_from_points
 from .results import TrackResults
+from .store import DEFAULT_CLASS, ObjectInfo
 
 PROMPTS_LAYER, MASKS_LAYER, BOXES_LAYER = "SAM2 prompts", "SAM2 masks", "SAM2 boxes"
 BOX_PROMPTS_LAYER = "SAM2 box prompts"
 PROMPT_FEATURES = ("label", "obj_id")
-BOX_FEATURES = ("obj_id", "frame", "name")
+BOX_FEATURES = ("obj_id", "frame", "name", "class", "score")
 
 
 def video_layer_kwargs(name: str, fps: float | None, source_path: str | None, **metadata) -> dict:
@@ -196,21 +197,25 @@ def corners_to_box(corners: np.ndarray) -> Box:
 
 def box_layer_data(
     results: TrackResults,
-    names: Mapping[int, str],
+    objects: Mapping[int, ObjectInfo],
     frames: Iterable[int] | None = None,
     hidden: set[int] = frozenset(),
 ) -> tuple[list[np.ndarray], dict[str, list]]:
     """Rectangles and features for a boxes Shapes layer: one per object per frame, on
-    every frame with results or only on ``frames``, leaving out ``hidden`` objects."""
+    every frame with results or only on ``frames``, leaving out ``hidden`` objects.
+    Names and classes are those of ``objects`` (the boxes CSV's defaults without)."""
     rectangles: list[np.ndarray] = []
     features: dict[str, list] = {name: [] for name in BOX_FEATURES}
     chosen = results if frames is None else ((f, results.frame(f)) for f in sorted(frames))
-    for frame, objects in chosen:
-        for obj_id, entry in sorted(objects.items()):
+    for frame, entries in chosen:
+        for obj_id, entry in sorted(entries.items()):
             if entry.box is None or obj_id in hidden:
                 continue
+            info = objects.get(obj_id) or ObjectInfo(obj_id, f"object {obj_id}")
             rectangles.append(box_corners(frame, entry.box))
             features["obj_id"].append(obj_id)
             features["frame"].append(frame)
-            features["name"].append(names.get(obj_id, f"object {obj_id}"))
+            features["name"].append(info.name)
+            features["class"].append(info.category or DEFAULT_CLASS)
+            features["score"].append(entry.score)
     return rectangles, features

@@ -46,8 +46,7 @@ def session_layer_data(folder: str | Path) -> list[tuple]:
     points, point_features = prompt_points(annotation.prompts)
     prompts_kwargs = {**prompts_layer_kwargs(size, point_features), "metadata": meta}
     masks_kwargs = {**masks_layer_kwargs(), "metadata": meta}
-    names = {o: annotation.object_info(o).name for o in annotation.objects}
-    rectangles, box_features = box_layer_data(annotation.results, names)
+    rectangles, box_features = box_layer_data(annotation.results, annotation.objects)
     boxes_kwargs = {**boxes_layer_kwargs(size), "features": box_features, "metadata": meta}
     return [
         (frames, video_kwargs, "image"),
