@@ -90,9 +90,11 @@ def measure(frames, size: int, budget: int, folder: Path) -> str:
 
     cold, warm = click_times(frames, model, budget, click[1])
 
+    start = rss()
     tracked = TrackingSession(frames, model, feature_cache_bytes=budget, features_on_disk=store)
     tracked.set_prompt(click[0], 1, points=[click[1]], labels=[1])
     full, _ = timed(lambda: list(tracked.propagate()))
+    tracked_grown, tracked_kept = rss() - start, tracked.tracker.features.nbytes
     progress(f"{size} px: full propagation {full:.0f} s")
 
     def corrected(cache_bytes: int, until: str):
@@ -123,8 +125,11 @@ def measure(frames, size: int, budget: int, folder: Path) -> str:
     print(f"  re-propagation, cache only   {cache_only:8.2f} s (to the end)")
     print(f"  re-propagation, now          {new:8.2f} s ({run.summary()})")
     print(f"  masks identical, cache on/off: {'yes' if identical else 'no'}")
-    print(f"  features kept {kept / 2**20:.0f} MiB of a {budget / 2**20:.0f} MiB budget; ", end="")
-    print(f"RSS grew {grown / 2**20:.0f} MiB with them (peak RSS {peak / 2**20:.0f} MiB in all)")
+    mib = 2**20
+    print(f"  tracking all frames: features kept {tracked_kept / mib:.0f} MiB of a ", end="")
+    print(f"{budget / mib:.0f} MiB budget; RSS grew {tracked_grown / mib:.0f} MiB")
+    print(f"  re-propagating (reopened): features kept {kept / mib:.0f} MiB; ", end="")
+    print(f"RSS grew {grown / mib:.0f} MiB with them (peak RSS {peak / mib:.0f} MiB in all)")
     return (
         f"identical={'yes' if identical else 'no'} retrack_speedup={old / new:.1f} "
         f"cache_speedup={old / cache_only:.1f} click_after_prefetch_s={warm:.2f}"
