@@ -13,7 +13,15 @@ from napari_sam2_track.object_table import CLASS, NAME, VISIBLE
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.timeline_view import RULER_HEIGHT, STATE_COLORS
 from napari_sam2_track.track_states import FrameState
-from test_workflow import N_FRAMES, PLUGIN, propagate, start, table_row, wait_previews
+from test_workflow import (
+    N_FRAMES,
+    PLUGIN,
+    WAIT_MS,
+    propagate,
+    start,
+    table_row,
+    wait_previews,
+)
 
 # The annotation loop's fixtures: caches in a temporary folder, a short synthetic video.
 autosave_in_tmp = test_workflow.autosave_in_tmp
@@ -222,7 +230,8 @@ def test_closing_the_tracker_dock_keeps_the_work_and_closes_the_timeline(
     dock = widget.native.parentWidget()
     while not isinstance(dock, QDockWidget):
         dock = dock.parentWidget()
-    with qtbot.waitSignal(widget.timeline.destroyed):
+    timeline = widget.timeline
+    with qtbot.waitSignal(c.autosaved, timeout=WAIT_MS), qtbot.waitSignal(timeline.destroyed):
         dock.destroyOnClose()  # what the dock's close button does
     assert "SAM 2 timeline" not in viewer.window.dock_widgets and widget.timeline is None
     saved = load_session(c.annotation_model.autosave_target())

@@ -467,7 +467,7 @@ class TrackerWidget(Container):
     def _undocked(self) -> None:
         """This dock was closed: the work is kept and the timeline's dock goes too."""
         self.native.destroyed.disconnect(self._detach_when_gone)
-        _detach(self.controller)
+        _detach(self.controller, in_background=True)
         self._viewer.dims.events.current_step.disconnect(self._show_current)
         if self.timeline is not None:
             timeline, self.timeline = self.timeline, None
@@ -665,11 +665,12 @@ class TrackerWidget(Container):
         return worker
 
 
-def _detach(controller: TrackerController) -> None:
-    """The dock is gone: its views stop listening, and the work is kept."""
+def _detach(controller: TrackerController, in_background: bool = False) -> None:
+    """The dock is gone: its views stop listening, and the work is kept (saved in a
+    worker ``in_background``, when napari goes on)."""
     for signal in (controller.objects_changed, controller.states_changed):
         signal.disconnect()
-    controller.close()
+    controller.close(in_background)
 
 
 def object_rows(controller: TrackerController) -> list[ObjectRow]:

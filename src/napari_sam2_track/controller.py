@@ -582,10 +582,14 @@ class TrackerController:
         self.fold_paint()
         return _save_worker(self.annotation_model.save_job(folder))
 
-    def close(self) -> None:
-        """The viewer is closing: stop prefetching and keep the work."""
+    def close(self, in_background: bool = False) -> None:
+        """Stop prefetching and keep the work: saved now (napari is closing), or in a
+        worker (napari goes on)."""
         self.prefetcher.close()
-        self.autosave()
+        if in_background:
+            self.autosave_in_background()
+        else:
+            self.autosave()
 
     def autosave(self) -> Path | None:
         """Save now, into the session folder or the autosave area (after an autosave in
