@@ -18,6 +18,9 @@ session: SAM 2 has by then dropped the memory of frames long behind, in both cas
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import resource
 import sys
 import tempfile
@@ -60,6 +63,10 @@ def copied(results: TrackResults) -> TrackResults:
 
 
 def rss() -> int:
+    """Resident memory, once freed heap went back to the system: what is in use now."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     return psutil.Process().memory_info().rss
 
 
