@@ -106,7 +106,7 @@ def test_a_corrected_frame_weighs_in_the_loss_as_the_option_says(trainer, monkey
     loss, *_ = trainer.train_step(model, np.random.default_rng(0), 0, args, 0.0)
     n = len(corrections)
     assert n >= 1  # the later frame's, and at times the first frame's
-    assert float(loss) == pytest.approx((args.frames + weight * n) / (args.frames + n))
+    assert float(loss.detach()) == pytest.approx((args.frames + weight * n) / (args.frames + n))
 
 
 @pytest.mark.parametrize("instead", [False, True])
