@@ -38,6 +38,7 @@ from .errors import UserError
 from .models import DEFAULT_MODEL, MODELS, SYNTHETIC_MODEL, model_for_synthetic_video
 from .notices import show_failure
 from .object_table import ObjectRow, ObjectTable
+from .paced_progress import PacedProgress
 from .prompts import NEGATIVE, POSITIVE
 from .propagation import DIRECTIONS
 from .sam2_backend.feature_cache import default_budget
@@ -644,10 +645,10 @@ class TrackerWidget(Container):
             show_warning("Choose where to export to first.")
             return None
         annotation = self.controller.annotation()
-        bar = progress(total=0, desc=f"Exporting {self.export_format.value}")
+        bar = PacedProgress(progress(total=0, desc=f"Exporting {self.export_format.value}"))
         # Made here, so the writer thread's reports reach the bar on this thread.
         relay = ProgressRelay()
-        relay.advanced.connect(lambda done, total: _show_progress(bar, done, total))
+        relay.advanced.connect(bar.show)
         worker = _export(
             annotation,
             self.export_format.value,
@@ -738,11 +739,6 @@ def _export_choices() -> list[tuple[str, str]]:
     from .exports import EXPORTERS
 
     return [(f"{name} ({e.output})", name) for name, e in EXPORTERS.items()]
-
-
-def _show_progress(bar, done: int, total: int) -> None:
-    bar.total = total
-    bar.update(done - bar.n)
 
 
 class FitWhenShown(QObject):

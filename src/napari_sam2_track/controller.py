@@ -50,6 +50,7 @@ from .layers import (
     prompts_layer_kwargs,
 )
 from .notices import show_failure
+from .paced_progress import PacedProgress
 from .prefetch import Prefetcher
 from .prompt_queue import (
     FrameTracked,
@@ -417,7 +418,7 @@ class TrackerController:
         self.fold_paint()
         self.prefetcher.pause()
         self.last_summary = None
-        bar = progress(total=0, desc=f"SAM 2: propagating {direction}")
+        bar = PacedProgress(progress(total=0, desc=f"SAM 2: propagating {direction}"))
         worker = _propagation_worker(self.session, self.queue, direction, start, end, until)
         worker.yielded.connect(lambda item: self._on_propagated(item, bar))
         worker.finished.connect(lambda: self._propagation_done(bar))
@@ -432,7 +433,7 @@ class TrackerController:
 
     def _on_propagated(self, message: PropagationMessage, bar) -> None:
         if isinstance(message, PropagationPlanned):
-            bar.total = message.total
+            bar.set_total(message.total)
         elif isinstance(message, PropagationEnded):
             self.last_summary = message.summary
         else:
@@ -445,7 +446,7 @@ class TrackerController:
                 self.viewer.dims.set_current_step(0, message.frame)
             # Counting runs queued events, later frames among them: moved first, the
             # viewer never steps back here after them.
-            bar.update(1)
+            bar.advance()
         self.propagation_progressed.emit(message)
 
     def _propagation_failed(self, exc: Exception) -> None:
