@@ -125,3 +125,24 @@ def test_a_save_job_never_puts_an_older_session_over_a_newer_one(model, tmp_path
     assert load_session(tmp_path / "s").prompts.frames() == [0, 2]
     assert elsewhere() == tmp_path / "copy"  # another folder: written all the same
     assert load_session(tmp_path / "copy").prompts.frames() == [0, 2]
+
+
+def test_the_folder_chosen_last_is_the_session_folder_whatever_the_order_written(model, tmp_path):
+    first = model.save_job(tmp_path / "a")
+    second = model.save_job(tmp_path / "b")
+    second()
+    first()  # written last, chosen first
+    assert model.folder == tmp_path / "b"
+
+
+def test_an_autosave_job_is_kept_when_the_later_save_fails(model, tmp_path, monkeypatch):
+    monkeypatch.setenv(AUTOSAVE_ENV, str(tmp_path / "autosave"))
+    model.session.set_prompt(0, 1, [(10, 10)], [1])
+    job = model.autosave_job()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("not a session")
+    with pytest.raises(UserError):
+        model.save(notes)
+    target = job()
+    assert target is not None and load_session(target).prompts.frames() == [0]

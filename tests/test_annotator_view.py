@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 
 import numpy as np
+import pytest
 from qtpy.QtCore import QPoint, Qt
 
 import test_workflow
@@ -217,23 +219,40 @@ def test_controls_come_in_collapsible_groups_with_shortcuts_in_tooltips(
     assert c.session.results.frames_of(1) == list(range(N_FRAMES))
 
 
-def test_closing_the_tracker_dock_keeps_the_work_and_closes_the_timeline(
-    make_napari_viewer, qtbot, video_file, random_checkpoint
-):
+def dock_of(widget):
+    """The napari dock a widget sits in."""
     from qtpy.QtWidgets import QDockWidget
 
+    dock = widget.parentWidget()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    return dock
+
+
+@pytest.mark.parametrize("timeline_first", [False, True])
+def test_closing_the_tracker_dock_keeps_the_work_and_closes_the_timeline(
+    make_napari_viewer, qtbot, video_file, random_checkpoint, timeline_first
+):
     from napari_sam2_track.store import load_session
 
     viewer, widget, c = tracking_two_objects(
         make_napari_viewer, qtbot, random_checkpoint, video_file
     )
-    dock = widget.native.parentWidget()
-    while not isinstance(dock, QDockWidget):
-        dock = dock.parentWidget()
     timeline = widget.timeline
-    with qtbot.waitSignal(c.autosaved, timeout=WAIT_MS), qtbot.waitSignal(timeline.destroyed):
-        dock.destroyOnClose()  # what the dock's close button does
+    if timeline_first:
+        with qtbot.waitSignal(timeline.destroyed):
+            dock_of(timeline).destroyOnClose()
+        assert widget.timeline is None
+    # What the dock's close button does; the timeline goes with it, if still there.
+    with contextlib.ExitStack() as waits:
+        waits.enter_context(qtbot.waitSignal(c.autosaved, timeout=WAIT_MS))
+        if not timeline_first:
+            waits.enter_context(qtbot.waitSignal(timeline.destroyed))
+        dock_of(widget.native).destroyOnClose()
     assert "SAM 2 timeline" not in viewer.window.dock_widgets and widget.timeline is None
     saved = load_session(c.annotation_model.autosave_target())
     assert sorted(saved.prompts.frames()) == [0, 2]
-    viewer.dims.set_current_step(0, 3)  # the viewer goes on without the dock
+    bound = {str(key) for key in c.prompts_layer.keymap}
+    assert "Shift+P" not in bound and "]" not in bound  # the dock's keys went with it
+    c.prefetcher.resume()  # as the end of a preview would
+    assert c.prefetcher.closed and not c.prefetcher.running

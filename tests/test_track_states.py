@@ -95,3 +95,8 @@ def test_the_next_problem_is_a_gap_an_empty_mask_or_a_low_score_within_the_track
     states.min_score = 0.85  # object 2's 0.8 is low now
     assert states.next_problem(2, 0) == 3 and states.next_problem(2, 3) == 4
     assert states.next_problem(2, 20, -1) == 4
+    # Painting a low-score frame fixes it; painting a mask away leaves no mask there.
+    results.set(6, 1, ObjectMask.from_mask(square(), 0.2, painted=True))
+    results.set(3, 2, ObjectMask.from_mask(square(False), 0.8, painted=True))
+    states.update(results, prompts, [3, 6])
+    assert states.next_problem(1, 5) == 8 and states.next_problem(2, 0) == 3

@@ -443,11 +443,13 @@ class TrackerWidget(Container):
         self._update_enabled()
         self.sections["Video and model"].collapse(animate=False)
 
-    def _bind_shortcuts(self, layer) -> None:
+    def _bind_shortcuts(self, layer, bind: bool = True) -> None:
+        """The keys of :data:`SHORTCUTS` that call this widget, bound (or unbound)."""
         for key, _, method in SHORTCUTS:
             if method is not None:
                 action = getattr(self, method)
-                layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
+                call = (lambda _layer, a=action: a()) if bind else None
+                layer.bind_key(key, call, overwrite=True)
 
     def _dock_timeline(self) -> None:
         """The track timeline, docked below the canvas."""
@@ -456,6 +458,7 @@ class TrackerWidget(Container):
         self.timeline.frame_clicked.connect(self._go_to_frame)
         self.timeline.object_clicked.connect(c.select_object)
         self.timeline.destroyed.connect(self._forget_timeline)
+        WhenUndocked(self.timeline, self._timeline_closed)
         self._viewer.dims.events.current_step.connect(self._show_current)
         self._viewer.window.add_dock_widget(
             self.timeline, name="SAM 2 timeline", area="bottom", tabify=False
@@ -463,17 +466,22 @@ class TrackerWidget(Container):
         self._refresh_objects()
 
     def _forget_timeline(self, *_) -> None:
-        self.timeline = None  # its dock was closed
+        self.timeline = None
+
+    def _timeline_closed(self) -> None:
+        timeline, self.timeline = self.timeline, None
+        if timeline is not None:
+            timeline.deleteLater()
 
     def _undocked(self) -> None:
-        """This dock was closed: the work is kept and the timeline's dock goes too."""
+        """This dock was closed: the work is kept, its keys and prefetching stop, and the
+        timeline's dock goes too."""
         self.native.destroyed.disconnect(self._detach_when_gone)
+        self._bind_shortcuts(self.controller.prompts_layer, bind=False)
         _detach(self.controller, in_background=True)
         self._viewer.dims.events.current_step.disconnect(self._show_current)
         if self.timeline is not None:
-            timeline, self.timeline = self.timeline, None
-            self._viewer.window.remove_dock_widget(timeline)
-            timeline.deleteLater()
+            self._viewer.window.remove_dock_widget(self.timeline)  # see _timeline_closed
 
     def _go_to_frame(self, frame: int) -> None:
         self._viewer.dims.set_current_step(0, frame)

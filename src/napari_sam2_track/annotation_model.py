@@ -78,6 +78,7 @@ class AnnotationModel:
         self._saves_asked = 0
         #: By folder, the newest save written there (its number in the order asked).
         self._written: dict[str, int] = {}
+        self._folder_from = 0  # the save that chose the session folder
 
     # ----------------------------------------------------------------- objects
 
@@ -159,7 +160,8 @@ class AnnotationModel:
             with self._writing:
                 if self._written.get(_key(folder), 0) < asked:
                     self._write(folder, annotation, asked)
-                self.folder = folder
+                if asked > self._folder_from:  # the folder chosen last wins
+                    self.folder, self._folder_from = folder, asked
             return folder
 
         return write
@@ -173,13 +175,13 @@ class AnnotationModel:
     def autosave_job(self) -> Callable[[], Path | None]:
         """:meth:`autosave` in two steps: what to save is taken now, on this thread, and
         the call returned writes it (in a worker, say) and returns where; or, when a
-        later save has been asked for meanwhile (which holds all this holds), None."""
+        later save has been written meanwhile (which holds all this holds), None."""
         self._saves_asked += 1
         asked, target, annotation = self._saves_asked, self.autosave_target(), self.annotation()
 
         def write() -> Path | None:
             with self._writing:
-                if asked != self._saves_asked:
+                if max(self._written.values(), default=0) > asked:
                     return None
                 self._write(target, annotation, asked)
             return target

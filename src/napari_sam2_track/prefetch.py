@@ -53,6 +53,8 @@ class Prefetcher:
         self._frame, self._step = 0, 1
         self._worker = None
         self._paused = False
+        #: Closed for good: nothing resumes it.
+        self.closed = False
         self._failed_at: int | None = None  # a frame that failed to encode is not retried
         self._idle = threading.Event()  # set while no encode runs
         self._idle.set()
@@ -86,11 +88,14 @@ class Prefetcher:
         self._stop_worker()
 
     def resume(self) -> None:
+        if self.closed:
+            return
         self._paused = False
         self._timer.start()
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop for good, waiting for the encode in flight (the viewer is closing)."""
+        self.closed = True
         self.pause()
         if self._flight is not None:
             self._flight.stop()  # no encode starts after this

@@ -127,13 +127,14 @@ class TrackStates:
     def next_problem(self, obj_id: int, frame: int, step: int = 1) -> int | None:
         """The next frame after ``frame`` (``step`` 1, or -1 for the one before) where the
         object is likely wrong: within the stretch it was tracked on, a frame where it
-        has no mask or a score below :attr:`min_score`."""
+        has no mask, or one SAM 2 scored below :attr:`min_score` and nobody painted."""
         scores, flags = self._row(obj_id)
         tracked = np.flatnonzero(~np.isnan(scores))
         if not tracked.size:
             return None
+        empty, painted = (flags & _EMPTY) != 0, (flags & _PAINTED) != 0
         with np.errstate(invalid="ignore"):
-            problem = np.isnan(scores) | ((flags & _EMPTY) != 0) | (scores < self.min_score)
+            problem = np.isnan(scores) | empty | ((scores < self.min_score) & ~painted)
         first, last = int(tracked[0]), int(tracked[-1])
         if step > 0:
             ahead = np.flatnonzero(problem[max(frame + 1, first) : last + 1])
