@@ -27,6 +27,7 @@ from napari_sam2_track.layers import (
     corners_to_box,
 )
 from napari_sam2_track.object_table import CLASS, NAME
+from napari_sam2_track.paced_progress import PacedProgress
 from napari_sam2_track.prompt_queue import FrameTracked
 from napari_sam2_track.prompts import NEGATIVE
 from napari_sam2_track.results import TrackResults
@@ -409,14 +410,18 @@ def test_following_never_steps_back_to_a_frame_when_later_ones_arrive_meanwhile(
     class Bar:
         """Counting runs queued events, as napari's progress bar does: frame 3 here."""
 
+        n = total = 0
+
         def __init__(self):
             self.queued = [FrameTracked(3)]
 
-        def update(self, _n):
+        def update(self, count):
+            self.n += count
             while self.queued:
-                c._on_propagated(self.queued.pop(), self)
+                c._on_propagated(self.queued.pop(), paced)
 
-    c._on_propagated(FrameTracked(2), Bar())
+    paced = PacedProgress(Bar())
+    c._on_propagated(FrameTracked(2), paced)
     assert c.current_frame() == 3
 
 
