@@ -256,3 +256,29 @@ def test_closing_the_tracker_dock_keeps_the_work_and_closes_the_timeline(
     assert "Shift+P" not in bound and "]" not in bound  # the dock's keys went with it
     c.prefetcher.resume()  # as the end of a preview would
     assert c.prefetcher.closed and not c.prefetcher.running
+    # The layers stay, as plain layers: a point or a step asks nothing of SAM 2.
+    shown = c.boxes.shown
+    c.prompts_layer.add([[1, 50, 50]])
+    viewer.dims.set_current_step(0, 5)
+    assert not c.queue and not c.previewing and c.session.prompts.frames() == [0, 2]
+    assert c.boxes.shown == shown and len(c.prompts_layer.data) == 3
+
+
+def test_closing_the_tracker_dock_while_propagating_stops_and_keeps_what_was_tracked(
+    make_napari_viewer, qtbot, video_file, random_checkpoint
+):
+    from napari_sam2_track.store import load_session
+
+    _, widget, c = tracking_two_objects(make_napari_viewer, qtbot, random_checkpoint, video_file)
+
+    def close_at_the_first_frame(message):
+        if isinstance(message, FrameTracked) and widget.timeline is not None:
+            dock_of(widget.native).destroyOnClose()
+
+    c.propagation_progressed.connect(close_at_the_first_frame)
+    with qtbot.waitSignal(c.propagation_finished, timeout=WAIT_MS):
+        widget.run_propagation()
+    tracked = c.session.results.frames()
+    assert 2 < len(tracked) < N_FRAMES  # stopped after the frames in flight
+    target = c.annotation_model.autosave_target()
+    qtbot.waitUntil(lambda: load_session(target).results.frames() == tracked, timeout=WAIT_MS)

@@ -675,11 +675,16 @@ class TrackerWidget(Container):
 
 
 def _detach(controller: TrackerController, in_background: bool = False) -> None:
-    """The dock is gone: its views stop listening, and the work is kept (saved in a
-    worker ``in_background``, when napari goes on)."""
+    """The dock is gone: its views stop listening, and the work is kept. With napari
+    going on (``in_background``), a propagation stops where it is, the work is saved
+    in a worker, and the layers stay as plain layers."""
     for signal in (controller.objects_changed, controller.states_changed):
         signal.disconnect()
+    if in_background:
+        controller.cancel()
     controller.close(in_background)
+    if in_background:
+        controller.stop_following()
 
 
 def object_rows(controller: TrackerController) -> list[ObjectRow]:

@@ -79,5 +79,9 @@ class BoxesView:
         rectangles, features, _ = self._boxes_of(None, set())
         return rectangles, features
 
+    def stop_following(self) -> None:
+        """Leave the layer as it is from now on."""
+        self._dims.events.current_step.disconnect(self._on_step)
+
     def _on_step(self, _event: Any = None) -> None:
         self.update()

@@ -150,6 +150,7 @@ class TrackerController:
         }
         for key, action in keys.items():
             self.prompts_layer.bind_key(key, lambda _layer, a=action: a(), overwrite=True)
+        self._keys = list(keys)
         self.load_prompt_points()
         self.rebuild_boxes()
 
@@ -582,6 +583,20 @@ class TrackerController:
         videos); what is saved is taken now. Returns the worker, not yet started."""
         self.fold_paint()
         return _save_worker(self.annotation_model.save_job(folder))
+
+    def stop_following(self) -> None:
+        """Stop answering the viewer and the layers (the tracker's dock closed): they
+        stay, as plain napari layers."""
+        self.viewer.dims.events.current_step.disconnect(self._on_step)
+        self.boxes.stop_following()
+        for layer in (self.prompts_layer, self.box_prompts_layer):
+            layer.events.data.disconnect(self._on_points_data)
+            layer.events.features.disconnect(self._sync_prompts)
+        self.prompts_layer.mouse_drag_callbacks.remove(self._on_click)
+        self.masks_layer.events.paint.disconnect(self._on_masks_written)
+        self.masks_layer.events.set_data.disconnect(self._on_masks_written)
+        for key in self._keys:
+            self.prompts_layer.bind_key(key, None, overwrite=True)
 
     def close(self, in_background: bool = False) -> None:
         """Stop prefetching and keep the work: saved now (napari is closing), or in a
