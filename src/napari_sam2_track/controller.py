@@ -601,7 +601,8 @@ class TrackerController:
     def close(self, in_background: bool = False) -> None:
         """Stop prefetching and keep the work: saved now (napari is closing), or in a
         worker (napari goes on)."""
-        self.prefetcher.close()
+        # napari going on need not wait for the encode in flight; none starts after it.
+        self.prefetcher.close(timeout=0 if in_background else 60)
         if in_background:
             self.autosave_in_background()
         else:
