@@ -573,14 +573,10 @@ class TrackerController:
         self.fold_paint()
         return self.annotation_model.annotation()
 
-    def save(self, folder: str | Path | None = None) -> Path:
-        """Save into ``folder`` (the session folder from now on) or the session folder."""
-        self.fold_paint()
-        return self.annotation_model.save(folder)
-
     def save_in_background(self, folder: str | Path | None = None):
-        """:meth:`save` in a worker (it rewrites every frame's masks: seconds on long
-        videos); what is saved is taken now. Returns the worker, not yet started."""
+        """Save into ``folder`` (the session folder from now on) or the session folder,
+        in a worker (it rewrites every frame's masks: seconds on long videos); what is
+        saved is taken now. Returns the worker, not yet started."""
         self.fold_paint()
         return _save_worker(self.annotation_model.save_job(folder))
 
