@@ -682,9 +682,10 @@ def _detach(controller: TrackerController, in_background: bool = False) -> None:
         signal.disconnect()
     if in_background:
         controller.cancel()
-    controller.close(in_background)
-    if in_background:
+        controller.close(in_background=True)
         controller.stop_following()
+    else:
+        controller.close()
 
 
 def object_rows(controller: TrackerController) -> list[ObjectRow]:

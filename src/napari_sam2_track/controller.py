@@ -598,7 +598,7 @@ class TrackerController:
         """Stop prefetching and keep the work: saved now (napari is closing), or in a
         worker (napari goes on)."""
         # napari going on need not wait for the encode in flight; none starts after it.
-        self.prefetcher.close(timeout=0 if in_background else 60)
+        self.prefetcher.close(wait=not in_background)
         if in_background:
             self.autosave_in_background()
         else:

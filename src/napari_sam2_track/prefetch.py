@@ -93,13 +93,15 @@ class Prefetcher:
         self._paused = False
         self._timer.start()
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Stop for good, waiting for the encode in flight (the viewer is closing)."""
+    def close(self, wait: bool = True, timeout: float = 60.0) -> None:
+        """Stop for good; with ``wait``, after the encode in flight (the viewer is
+        closing)."""
         self.closed = True
         self.pause()
         if self._flight is not None:
             self._flight.stop()  # no encode starts after this
-        self._idle.wait(timeout)
+        if wait:
+            self._idle.wait(timeout)
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
